@@ -1,0 +1,67 @@
+# nikita-tasks. `make run` and `make test` set everything up from a fresh clone.
+# DATABASE_URL=postgresql://... points any target at an existing cluster instead of the
+# embedded one (scripts/db.sh).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help run test migrate lint bench db-up db-down psql setup venv packages cron-remove clean
+
+help:
+	@echo "make run       set up, migrate, schedule cron jobs, run the shim in the foreground"
+	@echo "make test      set up, then every pgTAP and pytest suite and lint"
+	@echo "make migrate   apply sql/, functions/, cron/ to DATABASE_URL or the embedded cluster"
+	@echo "make lint      sqlfluff, plpgsql_check, ruff"
+	@echo "make bench     benchmarks into bench/RESULTS.md"
+	@echo "make db-up | db-down | psql    the embedded PostgreSQL"
+
+packages:
+	@scripts/db.sh packages
+
+$(STAMP): pyproject.toml
+	@command -v python3 >/dev/null || { echo "python3 (>= 3.11) is required"; exit 1; }
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "python3 >= 3.11 is required, found $$(python3 --version)"; exit 1; }
+	@test -x $(PY) || python3 -m venv $(VENV) \
+		|| { echo "python3 -m venv failed: install python3-venv"; exit 1; }
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+setup: packages venv
+
+db-up: packages
+	@scripts/db.sh up
+
+db-down:
+	@scripts/db.sh down
+
+psql:
+	@psql "$${DATABASE_URL:-$$(scripts/db.sh up)}"
+
+migrate: packages
+	@DATABASE_URL="$${DATABASE_URL:-$$(scripts/db.sh up)}" scripts/migrate.sh
+
+cron-remove:
+	@psql -X -v ON_ERROR_STOP=1 -d "$${DATABASE_URL:-$$(scripts/db.sh up)}" -f cron/unschedule.sql
+
+run: setup migrate
+	@export DATABASE_URL="$${DATABASE_URL:-$$(scripts/db.sh url)}"; \
+		echo "nikita-tasks: database $$DATABASE_URL migrated, cron jobs scheduled"; \
+		exec $(VENV)/bin/nikita-shim run
+
+test: setup
+	@scripts/test.sh
+
+lint: setup
+	@scripts/test.sh --lint-only
+
+bench: setup
+	@scripts/bench.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

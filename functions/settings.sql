@@ -1,0 +1,51 @@
+-- Typed readers of nikita.settings. Internal: used by the package's own functions, which run as
+-- their owner; not granted to anyone.
+
+CREATE OR REPLACE FUNCTION nikita.setting(p_key text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_value jsonb;
+BEGIN
+    SELECT s.value INTO v_value FROM nikita.settings AS s WHERE s.key = p_key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown setting "%"', p_key
+            USING ERRCODE = '22023', HINT = 'see SELECT key FROM nikita.settings';
+    END IF;
+    RETURN v_value;
+END
+$$;
+COMMENT ON FUNCTION nikita.setting(text)
+IS 'The JSON value of setting p_key (SQL NULL when unset); an unknown key is an error (22023).';
+
+CREATE OR REPLACE FUNCTION nikita.setting_interval(p_key text)
+RETURNS interval
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (nikita.setting(p_key) #>> '{}')::interval
+$$;
+COMMENT ON FUNCTION nikita.setting_interval(text) IS 'Setting p_key read as an interval.';
+
+CREATE OR REPLACE FUNCTION nikita.setting_bigint(p_key text)
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (nikita.setting(p_key) #>> '{}')::bigint
+$$;
+COMMENT ON FUNCTION nikita.setting_bigint(text) IS 'Setting p_key read as a bigint.';
+
+CREATE OR REPLACE FUNCTION nikita.setting_text(p_key text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT nikita.setting(p_key) #>> '{}'
+$$;
+COMMENT ON FUNCTION nikita.setting_text(text) IS 'Setting p_key read as text.';
+
+REVOKE EXECUTE ON FUNCTION nikita.setting(text), nikita.setting_interval(text),
+nikita.setting_bigint(text), nikita.setting_text(text) FROM PUBLIC;

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The embedded PostgreSQL 15 cluster with pg_cron, used whenever DATABASE_URL is unset.
+#
+#   scripts/db.sh packages   install the Debian packages the project needs (root), or say which
+#   scripts/db.sh up         create/start the cluster (idempotent), print its URL
+#   scripts/db.sh down       stop it
+#   scripts/db.sh url        print the URL of the project database
+#
+# NIKITA_PGDATA / NIKITA_PGPORT / NIKITA_DB choose another cluster (tests start throwaway ones).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PORT=${NIKITA_PGPORT:-54329}
+DB=${NIKITA_DB:-nikita}
+PACKAGES=(postgresql-15 postgresql-client-15 postgresql-15-cron postgresql-15-pgtap
+          libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check)
+
+say() { printf 'db: %s\n' "$*" >&2; }
+die() { printf 'db: error: %s\n' "$*" >&2; exit 1; }
+
+# initdb and pg_ctl refuse to run as root: run them as the postgres user.
+as_owner() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# The data dir lives in the project unless the postgres user cannot reach it (e.g. a clone
+# under /root); then it goes to /var/tmp, keyed by the project path so clones do not collide.
+data_dir() {
+    if [ -n "${NIKITA_PGDATA:-}" ]; then echo "$NIKITA_PGDATA"; return; fi
+    if [ "$(id -u)" != 0 ] || runuser -u postgres -- test -x "$here"; then
+        echo "$here/.pgdata/data"
+    else
+        echo "/var/tmp/nikita-tasks-$(printf '%s' "$here" | sha1sum | cut -c1-10)/data"
+    fi
+}
+
+missing_packages() {
+    local p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+    done
+}
+
+cmd_packages() {
+    local missing
+    missing=$(missing_packages | tr '\n' ' ')
+    [ -z "${missing// /}" ] && return 0
+    if [ "$(id -u)" != 0 ]; then
+        die "missing Debian packages: $missing
+    install them with:  sudo apt-get install -y $missing"
+    fi
+    say "installing $missing"
+    # The PGDG-less Debian image may not have package lists yet.
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 \
+        || die "apt-get update failed; install by hand: apt-get install -y $missing"
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >&2 \
+        || die "apt-get install failed; install by hand: apt-get install -y $missing"
+}
+
+url() { echo "postgresql://postgres@127.0.0.1:$PORT/$DB"; }
+
+cmd_up() {
+    cmd_packages
+    local data run
+    data=$(data_dir)
+    run="$(dirname "$data")/run"
+    if [ ! -f "$data/PG_VERSION" ]; then
+        say "creating cluster in $data (port $PORT)"
+        mkdir -p "$data" "$run"
+        [ "$(id -u)" = 0 ] && chown postgres: "$(dirname "$data")" "$data" "$run"
+        chmod 700 "$data"
+        as_owner "$PGBIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 \
+            --locale=C.UTF-8 >/dev/null
+        cat >>"$data/postgresql.conf" <<EOF
+
+# nikita-tasks embedded cluster
+port = $PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$run'
+shared_preload_libraries = 'pg_cron'
+cron.database_name = '$DB'
+cron.host = '$run'
+cron.timezone = 'UTC'
+max_connections = 200
+shared_buffers = 256MB
+fsync = on
+log_min_messages = warning
+EOF
+    fi
+    if ! as_owner "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        say "starting cluster on port $PORT"
+        as_owner "$PGBIN/pg_ctl" -D "$data" -l "$data/../postgres.log" -w -t 60 start >/dev/null \
+            || die "postgres did not start; see $data/../postgres.log"
+    fi
+    local psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres)
+    if ! "${psql[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" \
+        | grep -q 1; then
+        "${psql[@]}" -d postgres -c "CREATE DATABASE \"$DB\""
+    fi
+    # pg_cron can only live in cron.database_name, i.e. this database.
+    "${psql[@]}" -d "$DB" -c 'CREATE EXTENSION IF NOT EXISTS pg_cron' 2>&1 \
+        | grep -v 'already exists' >&2 || true
+    url
+}
+
+cmd_down() {
+    local data
+    data=$(data_dir)
+    if [ -f "$data/PG_VERSION" ] && as_owner "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        as_owner "$PGBIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+        say "stopped cluster in $data"
+    else
+        say "no cluster running in $data"
+    fi
+}
+
+case "${1:-}" in
+    packages) cmd_packages ;;
+    up) cmd_up ;;
+    down) cmd_down ;;
+    url) url ;;
+    datadir) data_dir ;;
+    *) die "usage: $0 packages|up|down|url|datadir" ;;
+esac

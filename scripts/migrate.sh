@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Install or upgrade nikita-tasks in one database with bash and psql alone.
+#
+#   DATABASE_URL=postgresql://... scripts/migrate.sh
+#
+# 1. sql/NNNN_*.sql, in order, each once, each in one transaction, recorded with its sha256 in
+#    nikita.schema_migrations. An applied file whose checksum changed is an error.
+# 2. functions/*.sql, all re-applied (CREATE OR REPLACE), in one transaction.
+# 3. cron/schedule.sql when pg_cron is installed in this database (a notice otherwise).
+# Running it twice changes nothing.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+: "${DATABASE_URL:?DATABASE_URL must point at the database to migrate}"
+psql_=(psql -X -q -v ON_ERROR_STOP=1 --no-psqlrc -d "$DATABASE_URL")
+
+say() { printf 'migrate: %s\n' "$*" >&2; }
+
+"${psql_[@]}" <<'SQL'
+SET client_min_messages = warning;
+CREATE SCHEMA IF NOT EXISTS nikita;
+CREATE TABLE IF NOT EXISTS nikita.schema_migrations (
+    version text PRIMARY KEY,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON nikita.schema_migrations FROM PUBLIC;
+SQL
+
+applied=0
+for f in "$here"/sql/[0-9][0-9][0-9][0-9]_*.sql; do
+    version=$(basename "$f" .sql)
+    sum=$(sha256sum "$f" | cut -d' ' -f1)
+    recorded=$("${psql_[@]}" -tAc \
+        "SELECT checksum FROM nikita.schema_migrations WHERE version = '$version'")
+    if [ -n "$recorded" ]; then
+        if [ "$recorded" != "$sum" ]; then
+            say "ERROR: $version was already applied with checksum $recorded but the file now has $sum."
+            say "An applied migration must not change: revert the edit and add a new migration."
+            exit 3
+        fi
+        continue
+    fi
+    say "applying $version"
+    # The lock and the re-check make two concurrent migrate runs apply each file once.
+    {
+        echo "SET client_min_messages = warning;"
+        echo "SELECT pg_advisory_xact_lock(hashtext('nikita.migrate'));"
+        echo "DO \$\$ BEGIN IF EXISTS (SELECT 1 FROM nikita.schema_migrations WHERE version = '$version') THEN RAISE EXCEPTION 'migration % applied concurrently', '$version'; END IF; END \$\$;"
+        cat "$f"
+        echo
+        echo "INSERT INTO nikita.schema_migrations (version, checksum) VALUES ('$version', '$sum');"
+    } | "${psql_[@]}" --single-transaction -f - >/dev/null
+    applied=$((applied + 1))
+done
+
+# Function files may call each other in any order: bodies are checked when they run, and by
+# `make lint` (plpgsql_check), not at CREATE time.
+{
+    echo "SET client_min_messages = warning;"
+    echo "SET check_function_bodies = off;"
+    for f in "$here"/functions/*.sql; do
+        [ -e "$f" ] || continue
+        echo "\\echo functions/$(basename "$f")"
+        cat "$f"
+        echo
+    done
+} | "${psql_[@]}" --single-transaction -f - >/dev/null
+
+if [ "$("${psql_[@]}" -tAc "SELECT count(*) FROM pg_extension WHERE extname = 'pg_cron'")" = 1 ]; then
+    if [ -f "$here/cron/schedule.sql" ]; then
+        "${psql_[@]}" --single-transaction -f "$here/cron/schedule.sql" >/dev/null
+        say "cron schedule applied"
+    fi
+else
+    say "notice: pg_cron is not installed in this database; jobs are not scheduled (see docs/install.md)"
+fi
+say "done ($applied migration(s) applied)"

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# make test: a fresh, migrated test database; pg_prove over tests/sql; pytest over tests/shim;
+# lint. `--lint-only` runs just the lint part (make lint).
+#
+# The cluster is DATABASE_URL's when set (the role needs CREATEDB), else the embedded one.
+# The project database itself is migrated too, so its cron schedule is current.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+PY=.venv/bin/python
+lint_only=false
+[ "${1:-}" = "--lint-only" ] && lint_only=true
+
+if [ -z "${DATABASE_URL:-}" ]; then
+    DATABASE_URL=$(scripts/db.sh up)
+fi
+export DATABASE_URL
+
+# The same cluster, another database (psql takes key=value strings as well as URLs).
+db_url() { "$PY" -c 'import sys; from psycopg.conninfo import make_conninfo; print(make_conninfo(sys.argv[1], dbname=sys.argv[2]))' "$DATABASE_URL" "$1"; }
+
+testdb="nikita_test_$$"
+TEST_DATABASE_URL=$(db_url "$testdb")
+psql_admin=(psql -X -q -v ON_ERROR_STOP=1 -d "$DATABASE_URL")
+
+cleanup() {
+    "${psql_admin[@]}" -c "DROP DATABASE IF EXISTS $testdb" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+"${psql_admin[@]}" -c "CREATE DATABASE $testdb"
+psql -X -q -v ON_ERROR_STOP=1 -d "$TEST_DATABASE_URL" \
+    -c 'CREATE EXTENSION IF NOT EXISTS pgtap' -c 'CREATE EXTENSION IF NOT EXISTS plpgsql_check' \
+    >/dev/null
+DATABASE_URL="$TEST_DATABASE_URL" scripts/migrate.sh
+# The project database (where pg_cron lives) gets the same code and schedule.
+scripts/migrate.sh
+
+status=0
+step() { printf '\n== %s\n' "$*"; }
+
+lint() {
+    step "lint: sqlfluff"
+    .venv/bin/sqlfluff lint --processes 2 sql functions cron || status=1
+    step "lint: plpgsql_check"
+    psql -X -q -v ON_ERROR_STOP=1 -d "$TEST_DATABASE_URL" -f scripts/plpgsql_check.sql || status=1
+    step "lint: ruff"
+    .venv/bin/ruff check shim tests bench || status=1
+    .venv/bin/ruff format --check shim tests bench || status=1
+}
+
+if $lint_only; then
+    lint
+    exit $status
+fi
+
+step "pgTAP (pg_prove tests/sql)"
+# pg_prove reads a plain database name, not a key=value string: hand it libpq's variables.
+(
+    eval "$("$PY" -c 'import shlex, sys
+from psycopg.conninfo import conninfo_to_dict
+names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
+         "dbname": "PGDATABASE", "sslmode": "PGSSLMODE"}
+for key, value in conninfo_to_dict(sys.argv[1]).items():
+    if key in names:
+        print(f"export {names[key]}={shlex.quote(str(value))}")' "$TEST_DATABASE_URL")"
+    pg_prove --ext .sql -r tests/sql
+) || status=1
+
+step "pytest (tests/shim)"
+export TEST_DATABASE_URL
+export NIKITA_CRON_DATABASE_URL="$DATABASE_URL"
+"$PY" -m pytest -q -p no:cacheprovider tests/shim || status=1
+
+lint
+
+step "result"
+if [ $status = 0 ]; then echo "make test: all suites passed"; else echo "make test: FAILED"; fi
+exit $status
