@@ -1,0 +1,118 @@
+"""Command line entry point of nikita-shim: run, status, check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from . import __version__
+from .config import ConfigError, load_config
+from .health import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_UNHEALTHY,
+    EXIT_UNREACHABLE,
+    problems,
+    render_json,
+    render_status,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nikita-shim",
+        description="Deliver due nikita events (Telegram, ElevenLabs voice) claimed from "
+        "PostgreSQL. Configuration is read from the environment (see docs/shim.md).",
+    )
+    parser.add_argument("--version", action="version", version=f"nikita-shim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the delivery loop in the foreground")
+    run.add_argument(
+        "--conversation-processor",
+        metavar="MODULE:FUNCTION",
+        help="also claim ended conversations and hand each to this async callable",
+    )
+    status = sub.add_parser("status", help="print queue and job health as tables")
+    status.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    sub.add_parser(
+        "check",
+        help="exit 0 when healthy, 1 when the queue or jobs are unhealthy, "
+        "2 on bad configuration, 3 when the database is unreachable",
+    )
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .conversations import ProcessorError, load_processor
+    from .logs import setup_logging
+    from .service import Shim, run_with_signals
+
+    try:
+        cfg = load_config()
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(cfg.log_level, cfg.log_format, cfg.secrets)
+    processor = None
+    if args.conversation_processor:
+        sys.path.insert(0, os.getcwd())
+        try:
+            processor = load_processor(args.conversation_processor)
+        except ProcessorError as exc:
+            print(f"nikita-shim: invalid configuration:\n  - {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+
+    async def main() -> int:
+        shim = Shim(cfg, processor=processor)
+        return await run_with_signals(shim)
+
+    return asyncio.run(main())
+
+
+def _health(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from .db import fetch_health
+
+    try:
+        cfg = load_config(need_delivery=False)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        queue, jobs = asyncio.run(fetch_health(cfg.database_url, cfg.connect_timeout))
+    except psycopg.OperationalError as exc:
+        print(f"nikita-shim: database unreachable: {str(exc).strip()}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except psycopg.Error as exc:
+        print(f"nikita-shim: cannot read health views: {str(exc).strip()}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    found = problems(queue, jobs, cfg.check_max_lag)
+    if args.command == "status":
+        print(render_json(queue, jobs) if args.json else render_status(queue, jobs), end="")
+        if not args.json:
+            print("\nHealth: " + ("OK" if not found else "UNHEALTHY"))
+            for p in found:
+                print(f"  - {p}")
+        return EXIT_OK
+    if found:
+        print("UNHEALTHY: " + "; ".join(found))
+        return EXIT_UNHEALTHY
+    print("OK")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    logging.basicConfig(level=logging.WARNING)
+    return _health(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

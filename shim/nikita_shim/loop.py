@@ -1,0 +1,400 @@
+"""The delivery loop: claim due events, deliver them with bounded concurrency, settle them.
+
+Three kinds of task cooperate through plain in-memory state (all on one event loop):
+- the claimer claims batches while there is room, and when nothing is claimable waits for
+  whichever comes first of a NOTIFY, the next due time (timer), and the fallback poll;
+- `concurrency` workers take claimed events from a queue and call the transport;
+- the settler writes outcomes back in batches (complete_events for successes, one pipeline
+  for failures and deferrals), so the database sees few round trips under load.
+An event counts as in flight from its claim until its outcome is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from uuid import UUID
+
+import psycopg
+
+from .config import Config
+from .db import Database, DbLost, Deferral, Failure
+from .events import ClaimedEvent, Kind, Outcome, redact
+from .metrics import Metrics
+from .transports import DeliveryContext, Transport
+
+log = logging.getLogger("nikita_shim.delivery")
+
+# An event still queued this close to the end of its lease is released, not delivered.
+LEASE_SAFETY = 5.0
+MIN_BLOCKED_WAIT = 0.002
+
+
+def parse_notify_time(payload: str) -> float | None:
+    """Epoch seconds of a nikita_events payload (ISO 8601); None when unparsable."""
+    text = payload.strip()
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace(" ", "T", 1)).timestamp()
+    except ValueError:
+        return None
+
+
+class DeliveryLoop:
+    def __init__(
+        self,
+        cfg: Config,
+        db: Database,
+        transports: Mapping[str, Transport],
+        metrics: Metrics,
+        stopping: asyncio.Event,
+    ) -> None:
+        self._cfg = cfg
+        self._db = db
+        self._transports = dict(transports)
+        self._metrics = metrics
+        self._stopping = stopping
+        self._secrets = cfg.secrets
+        self._batch = cfg.batch_size
+        self._max_in_flight = max(cfg.batch_size * 2, cfg.concurrency)
+        self._queue: asyncio.Queue[ClaimedEvent | None] = asyncio.Queue()
+        self._in_flight: dict[UUID, ClaimedEvent] = {}
+        self._called: set[UUID] = set()
+        self._results: list[tuple[ClaimedEvent, Outcome]] = []
+        self._results_ready = asyncio.Event()
+        self._capacity = asyncio.Event()
+        self._signal = asyncio.Event()
+        self._due_now = True
+        self._hint: float | None = None
+        self._disabled: dict[str, str] = {}
+        self._disabled_logged: dict[str, float] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self._claimer: asyncio.Task[None] | None = None
+        self._settler: asyncio.Task[None] | None = None
+        self._settler_stop = False
+        self.delivered = 0
+
+    # ---- wake-ups -------------------------------------------------------------------------
+
+    def on_notify(self, payload: str) -> None:
+        """A nikita_events notification: due now wakes the claimer, future arms the timer."""
+        when = parse_notify_time(payload)
+        if when is None or when - self._db.clock_offset <= time.time():
+            self._due_now = True
+        else:
+            local = when - self._db.clock_offset
+            if self._hint is None or local < self._hint:
+                self._hint = local
+        self._signal.set()
+
+    def wake(self) -> None:
+        self._due_now = True
+        self._signal.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"deliver-{i}")
+            for i in range(self._cfg.concurrency)
+        ]
+        self._settler = asyncio.create_task(self._settle_loop(), name="settler")
+        self._claimer = asyncio.create_task(self._claim_loop(), name="claimer")
+
+    async def drain(self) -> None:
+        """After `stopping` is set: stop claiming, finish deliveries that already called their
+        transport (up to the shutdown timeout), release everything else, write all outcomes."""
+        self._signal.set()
+        self._capacity.set()
+        if self._claimer is not None:
+            await asyncio.gather(self._claimer, return_exceptions=True)
+        for _ in self._workers:
+            self._queue.put_nowait(None)
+        if self._workers:
+            _, pending = await asyncio.wait(self._workers, timeout=self._cfg.shutdown_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._workers, return_exceptions=True)
+            if pending:
+                log.warning(
+                    "shutdown timeout: deliveries interrupted",
+                    extra={"fields": {"interrupted": len(pending)}},
+                )
+        # whatever is claimed and has no outcome yet was interrupted or never started
+        recorded = {ev.id for ev, _ in self._results}
+        for ev in list(self._in_flight.values()):
+            if ev.id in recorded:
+                continue
+            if ev.id in self._called and ev.platform == "voice":
+                outcome = Outcome.unknown("interrupted by shutdown while calling")
+            else:
+                outcome = Outcome.release("interrupted by shutdown")
+            self._record(ev, outcome, -1.0, 0.0)
+        self._settler_stop = True
+        self._results_ready.set()
+        if self._settler is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._settler), 10)
+            except TimeoutError:
+                self._settler.cancel()
+                log.error(
+                    "could not record outcomes at shutdown (database unreachable); "
+                    "their leases will expire and the sweep recovers them",
+                    extra={"fields": {"unrecorded": len(self._results)}},
+                )
+
+    # ---- claimer --------------------------------------------------------------------------
+
+    async def _wait_for(self, event: asyncio.Event, seconds: float | None = None) -> None:
+        """Wait for `event` or shutdown, whichever first."""
+        if event.is_set() or self._stopping.is_set():
+            return
+        waiters = {
+            asyncio.ensure_future(event.wait()),
+            asyncio.ensure_future(self._stopping.wait()),
+        }
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    async def _claim_loop(self) -> None:
+        blocked_wait = MIN_BLOCKED_WAIT
+        error_wait = 0.5
+        while not self._stopping.is_set():
+            if not self._db.connected.is_set():
+                await self._wait_for(self._db.connected)
+                continue
+            room = self._max_in_flight - len(self._in_flight)
+            if room <= 0:
+                self._capacity.clear()
+                await self._wait_for(self._capacity)
+                continue
+            limit = min(self._batch, room)
+            self._due_now = False
+            try:
+                events = await self._db.claim_events(
+                    self._cfg.worker_id, limit, self._cfg.lease_seconds
+                )
+            except DbLost:
+                self._due_now = True
+                continue
+            except psycopg.Error as exc:
+                log.error(
+                    "claim_events failed",
+                    extra={"fields": {"error": str(exc).strip().splitlines()[0][:300]}},
+                )
+                await self._wait_for(asyncio.Event(), error_wait)
+                error_wait = min(error_wait * 2, self._cfg.reconnect_max_backoff)
+                self._due_now = True
+                continue
+            error_wait = 0.5
+            if events:
+                blocked_wait = MIN_BLOCKED_WAIT
+                for ev in events:
+                    self._in_flight[ev.id] = ev
+                    self._queue.put_nowait(ev)
+                self._metrics.in_flight.set(len(self._in_flight))
+                if len(events) == limit:
+                    continue  # there may be more due right now
+            if self._due_now:
+                continue
+            try:
+                due_in = await self._db.seconds_until_next_due()
+            except DbLost:
+                continue
+            except psycopg.Error as exc:
+                log.error("next_due_at failed", extra={"fields": {"error": str(exc)[:300]}})
+                due_in = None
+            now = time.time()
+            deadline = now + self._cfg.poll_interval
+            if due_in is not None:
+                if due_in <= 0.0005:
+                    # due, but not claimable now: its user has an event in flight (ours or
+                    # another shim's) or clocks disagree slightly; our own settlements wake us
+                    deadline = min(deadline, now + blocked_wait)
+                    blocked_wait = min(blocked_wait * 2, self._cfg.blocked_poll)
+                else:
+                    deadline = min(deadline, now + due_in)
+                    blocked_wait = MIN_BLOCKED_WAIT
+            await self._idle_wait(deadline)
+
+    async def _idle_wait(self, deadline: float) -> None:
+        while not self._stopping.is_set() and not self._due_now:
+            target = deadline if self._hint is None else min(deadline, self._hint)
+            remaining = target - time.time()
+            if remaining <= 0:
+                break
+            self._signal.clear()
+            if self._due_now or self._stopping.is_set():
+                break
+            try:
+                await asyncio.wait_for(self._signal.wait(), remaining)
+            except TimeoutError:
+                break
+        if self._hint is not None and self._hint <= time.time():
+            self._hint = None
+
+    # ---- workers --------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            ev = await self._queue.get()
+            if ev is None:
+                return
+            called_at = -1.0
+
+            def on_call(ev: ClaimedEvent = ev) -> None:
+                nonlocal called_at
+                called_at = time.time()
+                self._called.add(ev.id)
+
+            started = time.time()
+            outcome = await self._deliver(ev, DeliveryContext(self._stopping, on_call))
+            self._record(ev, outcome, called_at, time.time() - started)
+
+    async def _deliver(self, ev: ClaimedEvent, ctx: DeliveryContext) -> Outcome:
+        if self._stopping.is_set():
+            return Outcome.release()
+        reason = self._disabled.get(ev.platform)
+        if reason is not None:
+            return Outcome.disabled(reason)
+        transport = self._transports.get(ev.platform)
+        if transport is None:
+            return Outcome.disabled(f"no transport configured for platform {ev.platform!r}")
+        if time.time() > ev.claimed_at + self._cfg.lease_seconds - LEASE_SAFETY:
+            return Outcome.release("lease nearly expired before delivery started")
+        try:
+            return await transport.deliver(ev, ctx)
+        except Exception as exc:  # a transport bug must not kill the worker
+            log.exception("transport raised", extra={"fields": {"event_id": str(ev.id)}})
+            error = f"{type(exc).__name__}: {exc}"
+            if ev.platform == "voice" and ev.id in self._called:
+                return Outcome.unknown(error)
+            return Outcome.retry(error)
+
+    def _record(
+        self, ev: ClaimedEvent, outcome: Outcome, called_at: float, duration: float
+    ) -> None:
+        self._called.discard(ev.id)
+        if outcome.error:
+            outcome = Outcome(
+                outcome.kind,
+                outcome.provider_ref,
+                redact(outcome.error, self._secrets),
+                outcome.delay,
+            )
+        if outcome.kind is Kind.DISABLED:
+            self._disable(ev.platform, outcome.error or "disabled")
+        lateness = (
+            called_at + self._db.clock_offset - ev.scheduled_at.timestamp()
+            if called_at > 0
+            else -1.0
+        )
+        self._metrics.delivery(ev.platform, outcome.kind.value, lateness, duration)
+        if outcome.kind is Kind.DELIVERED:
+            self.delivered += 1
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "delivery",
+                extra={
+                    "fields": {
+                        "event_id": str(ev.id),
+                        "platform": ev.platform,
+                        "type": ev.event_type,
+                        "attempt": ev.attempts,
+                        "lateness_ms": round(lateness * 1000, 1) if lateness >= 0 else None,
+                        "duration_ms": round(duration * 1000, 1),
+                        "outcome": outcome.kind.value,
+                        "provider_ref": outcome.provider_ref,
+                        "defer_s": round(outcome.delay, 3) if outcome.kind is Kind.DEFER else None,
+                        "error": outcome.error,
+                    }
+                },
+            )
+        self._results.append((ev, outcome))
+        self._results_ready.set()
+
+    def _disable(self, platform: str, reason: str) -> None:
+        now = time.time()
+        if platform not in self._disabled:
+            self._disabled[platform] = reason
+            self._metrics.platform_disabled.labels(platform).set(1)
+        if now - self._disabled_logged.get(platform, 0.0) > 60:
+            self._disabled_logged[platform] = now
+            log.error(
+                "platform disabled: its events are deferred, not delivered",
+                extra={
+                    "fields": {
+                        "platform": platform,
+                        "reason": reason,
+                        "defer_s": self._cfg.disabled_defer,
+                    }
+                },
+            )
+
+    # ---- settler --------------------------------------------------------------------------
+
+    async def _settle_loop(self) -> None:
+        while True:
+            if not self._results:
+                if self._settler_stop:
+                    return
+                self._results_ready.clear()
+                await self._results_ready.wait()
+                continue
+            if not self._db.connected.is_set():
+                await self._db.connected.wait()
+            batch, self._results = self._results, []
+            completed: list[tuple[UUID, UUID, str | None]] = []
+            failures: list[Failure] = []
+            deferrals: list[Deferral] = []
+            for ev, outcome in batch:
+                kind = outcome.kind
+                if kind is Kind.DELIVERED:
+                    completed.append((ev.id, ev.lock_token, outcome.provider_ref))
+                elif kind is Kind.RETRY:
+                    failures.append(Failure(ev.id, ev.lock_token, outcome.error or "error", True))
+                elif kind in (Kind.PERMANENT, Kind.UNKNOWN):
+                    failures.append(Failure(ev.id, ev.lock_token, outcome.error or "error", False))
+                elif kind is Kind.DEFER:
+                    deferrals.append(Deferral(ev.id, ev.lock_token, outcome.delay))
+                elif kind is Kind.RELEASE:
+                    deferrals.append(Deferral(ev.id, ev.lock_token, 0.0))
+                else:  # DISABLED
+                    deferrals.append(Deferral(ev.id, ev.lock_token, self._cfg.disabled_defer))
+            try:
+                done, statuses, deferred = await self._db.settle(completed, failures, deferrals)
+            except DbLost:
+                self._results = batch + self._results
+                continue
+            except psycopg.Error as exc:
+                log.error(
+                    "recording outcomes failed; retrying",
+                    extra={"fields": {"error": str(exc).strip().splitlines()[0][:300]}},
+                )
+                self._results = batch + self._results
+                await asyncio.sleep(1.0)
+                continue
+            lost = (len(completed) - done) + statuses.count(None) + deferred.count(False)
+            if lost:
+                self._metrics.leases_lost.inc(lost)
+                log.warning(
+                    "lease lost before the outcome was recorded (another worker or the sweep "
+                    "took the event back)",
+                    extra={"fields": {"count": lost}},
+                )
+            for ev, _ in batch:
+                self._in_flight.pop(ev.id, None)
+            self._metrics.in_flight.set(len(self._in_flight))
+            self._capacity.set()
+            self.wake()  # a settled event may unblock its user's next one

@@ -1,0 +1,262 @@
+"""Wiring of `nikita-shim run`: transports, database, delivery loop, systemd, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping
+
+from .config import Config
+from .conversations import ConversationLoop, Processor
+from .db import CHANNEL_CONVERSATIONS, CHANNEL_EVENTS, Database, DbLost, SchemaMissing
+from .loop import DeliveryLoop
+from .metrics import Metrics
+from .ratelimit import RateLimiter
+from .systemd import SystemdNotifier
+from .transports import Transport
+from .transports.console import ConsoleTransport
+from .transports.noop import NoopTransport
+
+log = logging.getLogger("nikita_shim")
+
+EXIT_SCHEMA = 3
+METRICS_REFRESH = 15.0
+
+
+def build_transports(cfg: Config) -> dict[str, Transport]:
+    transports: dict[str, Transport] = {}
+    if cfg.telegram_transport == "telegram":
+        from .transports.telegram import TelegramTransport
+
+        assert cfg.telegram_bot_token
+        transports["telegram"] = TelegramTransport(
+            cfg.telegram_bot_token,
+            cfg.telegram_api_base,
+            limiter=RateLimiter(cfg.telegram_rate, cfg.telegram_chat_rate),
+            max_wait=cfg.rate_limit_max_wait,
+            timeout=cfg.telegram_timeout,
+            pool_size=cfg.concurrency,
+        )
+    elif cfg.telegram_transport == "console":
+        transports["telegram"] = ConsoleTransport("telegram")
+    elif cfg.telegram_transport == "noop":
+        transports["telegram"] = NoopTransport("telegram")
+    if cfg.voice_transport == "elevenlabs":
+        from .transports.voice import VoiceTransport
+
+        assert cfg.elevenlabs_api_key and cfg.elevenlabs_agent_id
+        assert cfg.elevenlabs_phone_number_id
+        transports["voice"] = VoiceTransport(
+            cfg.elevenlabs_api_key,
+            cfg.elevenlabs_agent_id,
+            cfg.elevenlabs_phone_number_id,
+            cfg.elevenlabs_api_base,
+            timeout=cfg.voice_timeout,
+            pool_size=cfg.concurrency,
+        )
+    elif cfg.voice_transport == "console":
+        transports["voice"] = ConsoleTransport("voice")
+    elif cfg.voice_transport == "noop":
+        transports["voice"] = NoopTransport("voice")
+    return transports
+
+
+class Shim:
+    """One running shim. `run()` returns the process exit code."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        transports: Mapping[str, Transport] | None = None,
+        processor: Processor | None = None,
+        notifier: SystemdNotifier | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.metrics = metrics or Metrics()
+        self.notifier = notifier or SystemdNotifier()
+        self.stopping = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.transports = dict(transports) if transports is not None else build_transports(cfg)
+        channels = [CHANNEL_EVENTS] + ([CHANNEL_CONVERSATIONS] if processor else [])
+        self.db = Database(
+            cfg.database_url,
+            metrics=self.metrics,
+            channels=channels,
+            on_notify=self._on_notify,
+            on_connect=self._on_connect,
+            pool_size=cfg.pool_size,
+            connect_timeout=cfg.connect_timeout,
+            max_backoff=cfg.reconnect_max_backoff,
+            application_name=f"nikita-shim {cfg.worker_id}"[:63],
+        )
+        self.delivery = DeliveryLoop(cfg, self.db, self.transports, self.metrics, self.stopping)
+        self.conversations = (
+            ConversationLoop(cfg, self.db, processor, self.metrics, self.stopping)
+            if processor
+            else None
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("stopping: no new claims; finishing deliveries in flight")
+            self.stopping.set()
+
+    def _on_notify(self, channel: str, payload: str) -> None:
+        if channel == CHANNEL_EVENTS:
+            self.delivery.on_notify(payload)
+        elif channel == CHANNEL_CONVERSATIONS and self.conversations is not None:
+            self.conversations.wake()
+
+    def _on_connect(self) -> None:
+        self.delivery.wake()
+        if self.conversations is not None:
+            self.conversations.wake()
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopping; True when the time elapsed."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            return True
+        return False
+
+    async def _sweeper(self) -> None:
+        while await self._sleep(self.cfg.sweep_interval):
+            if self.db.connected.is_set():
+                await self.db.sweep()
+
+    async def _watchdog(self, interval: float) -> None:
+        while await self._sleep(interval):
+            self.notifier.watchdog()
+
+    async def _refresh_metrics(self) -> None:
+        from psycopg.rows import dict_row
+
+        while True:
+            if self.db.connected.is_set():
+                try:
+                    async with self.db.connection() as conn:
+                        cur = conn.cursor(row_factory=dict_row)
+                        await cur.execute("SELECT * FROM nikita.queue_health")
+                        for row in await cur.fetchall():
+                            p = row["platform"]
+                            self.metrics.queue_pending.labels(p).set(row.get("pending") or 0)
+                            self.metrics.queue_due.labels(p).set(row.get("due_now") or 0)
+                            self.metrics.queue_lag.labels(p).set(row.get("oldest_due_lag_s") or 0)
+                except DbLost:
+                    pass
+                except Exception as exc:
+                    log.warning(
+                        "queue_health refresh failed", extra={"fields": {"error": str(exc)[:200]}}
+                    )
+            if not await self._sleep(METRICS_REFRESH):
+                return
+
+    async def run(self) -> int:
+        cfg = self.cfg
+        started = time.monotonic()
+        log.info(
+            "starting",
+            extra={
+                "fields": {
+                    "worker": cfg.worker_id,
+                    "telegram": cfg.telegram_transport,
+                    "voice": cfg.voice_transport,
+                    "batch": cfg.batch_size,
+                    "concurrency": cfg.concurrency,
+                    "pid": os.getpid(),
+                }
+            },
+        )
+        if cfg.metrics_port:
+            self.metrics.serve(cfg.metrics_port, cfg.metrics_host)
+            log.info(
+                "metrics",
+                extra={"fields": {"url": f"http://{cfg.metrics_host}:{cfg.metrics_port}/metrics"}},
+            )
+        for platform, transport in self.transports.items():
+            await transport.start()
+            log.info(
+                "transport", extra={"fields": {"platform": platform, "transport": transport.name}}
+            )
+        for platform in ("telegram", "voice"):
+            if platform not in self.transports:
+                log.warning(
+                    "no transport for platform: its events are deferred, not delivered",
+                    extra={"fields": {"platform": platform}},
+                )
+        supervisor: asyncio.Task[None] | None = None
+        try:
+            if not await self._connect():
+                return 0
+            try:
+                await self.db.check_schema()
+            except SchemaMissing as exc:
+                log.error(str(exc))
+                return EXIT_SCHEMA
+            supervisor = asyncio.create_task(self.db.supervise(), name="db-supervisor")
+            self.delivery.start()
+            if self.conversations is not None:
+                self.conversations.start()
+            if cfg.sweep_interval > 0:
+                self._tasks.append(asyncio.create_task(self._sweeper(), name="sweeper"))
+            if self.notifier.watchdog_interval:
+                self._tasks.append(
+                    asyncio.create_task(
+                        self._watchdog(self.notifier.watchdog_interval), name="watchdog"
+                    )
+                )
+            if cfg.metrics_port:
+                self._tasks.append(asyncio.create_task(self._refresh_metrics(), name="metrics"))
+            self.notifier.ready(f"delivering as {cfg.worker_id}")
+            self.ready.set()
+            log.info(
+                "ready",
+                extra={"fields": {"startup_ms": round((time.monotonic() - started) * 1000)}},
+            )
+            await self.stopping.wait()
+            self.notifier.stopping()
+            await self.delivery.drain()
+            if self.conversations is not None:
+                await self.conversations.drain()
+            return 0
+        finally:
+            self.stopping.set()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.db.close()
+            if supervisor is not None:
+                supervisor.cancel()
+                await asyncio.gather(supervisor, return_exceptions=True)
+            for transport in self.transports.values():
+                await transport.close()
+            log.info("stopped", extra={"fields": {"delivered": self.delivery.delivered}})
+
+    async def _connect(self) -> bool:
+        connect = asyncio.create_task(self.db.connect_until_ready())
+        stop = asyncio.create_task(self.stopping.wait())
+        await asyncio.wait({connect, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if connect.done():
+            stop.cancel()
+            return connect.result()
+        await self.db.close()
+        await asyncio.gather(connect, return_exceptions=True)
+        return False
+
+
+async def run_with_signals(shim: Shim) -> int:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, shim.stop)
+    try:
+        return await shim.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
