@@ -186,7 +186,7 @@ class Database:
                 log.debug("listener close failed", exc_info=True)
         if pool is not None:
             try:
-                await asyncio.wait_for(pool.close(timeout=0), 5)
+                await asyncio.wait_for(pool.close(timeout=1), 5)
             except Exception:
                 log.debug("pool close failed", exc_info=True)
 

@@ -1,0 +1,46 @@
+"""Fixtures of the shim's end-to-end tests: fake providers and a connection to db_url."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fakes import elevenlabs, shim, telegram
+
+os.environ.setdefault("PTB_TIMEDELTA", "1")
+
+
+@pytest.fixture
+def tg() -> Iterator[telegram.FakeTelegram]:
+    with telegram.FakeTelegram() as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def el() -> Iterator[elevenlabs.FakeElevenLabs]:
+    with elevenlabs.FakeElevenLabs() as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def queue_db(db_url: str) -> str:
+    """db_url, with the development stub of the queue functions when SHIM_TEST_STUB_SQL names
+    one (only while functions/ is being written; unset, the real functions are used)."""
+    stub = os.environ.get("SHIM_TEST_STUB_SQL")
+    if stub:
+        with psycopg.connect(db_url, autocommit=True) as c:
+            c.execute(Path(stub).read_text())
+    return db_url
+
+
+@pytest.fixture
+async def conn(queue_db: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    c = await shim.connect(queue_db)
+    try:
+        yield c
+    finally:
+        await c.close()
