@@ -1,0 +1,53 @@
+-- Postponing a claimed event without consuming an attempt (rate limits, a release at shutdown):
+-- sending -> pending at p_until, and the claim's attempt is given back.
+
+CREATE OR REPLACE FUNCTION nikita.defer_event(
+    p_id uuid,
+    p_lock_token uuid,
+    p_until timestamptz
+)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_status text;
+BEGIN
+    IF p_id IS NULL THEN
+        RAISE EXCEPTION 'id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF p_lock_token IS NULL THEN
+        RAISE EXCEPTION 'lock_token must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF p_until IS NULL THEN
+        RAISE EXCEPTION 'until must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NOT pg_catalog.isfinite(p_until) THEN
+        RAISE EXCEPTION 'until must be a finite time, got %', p_until USING ERRCODE = '22023';
+    END IF;
+
+    UPDATE nikita.scheduled_events AS e
+    SET status = 'pending',
+        scheduled_at = p_until,
+        attempts = e.attempts - 1,
+        locked_by = NULL,
+        locked_until = NULL,
+        lock_token = NULL
+    WHERE e.id = p_id AND e.lock_token = p_lock_token AND e.status = 'sending';
+    IF FOUND THEN
+        RETURN true;
+    END IF;
+
+    SELECT e.status INTO v_status FROM nikita.scheduled_events AS e WHERE e.id = p_id;
+    RAISE WARNING 'defer_event: event % not deferred: lease lost (%)', p_id,
+        coalesce('event is now ' || v_status, 'no such event')
+        USING ERRCODE = '01000';
+    RETURN false;
+END
+$$;
+COMMENT ON FUNCTION nikita.defer_event(uuid, uuid, timestamptz)
+IS 'Put a claimed event back to pending at p_until without consuming an attempt (the claim''s '
+'attempt is given back): rate limits, release at shutdown. False with a WARNING when the lease '
+'was lost. 22004 null argument, 22023 infinite time.';
+REVOKE EXECUTE ON FUNCTION nikita.defer_event(uuid, uuid, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nikita.defer_event(uuid, uuid, timestamptz) TO nikita_worker;
