@@ -368,7 +368,12 @@ class Database:
             )
             return None
         result = row[0] if row else None
-        log.info("swept", extra={"fields": {"result": result}})
+        busy = isinstance(result, dict) and any(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in result.values()
+        )
+        log.log(
+            logging.INFO if busy else logging.DEBUG, "swept", extra={"fields": {"result": result}}
+        )
         return result
 
     # ---- conversations --------------------------------------------------------------------

@@ -28,8 +28,9 @@ from .transports import DeliveryContext, Transport
 
 log = logging.getLogger("nikita_shim.delivery")
 
-# An event still queued this close to the end of its lease is released, not delivered.
-LEASE_SAFETY = 5.0
+# An event still queued this close to the end of its lease is released, not delivered: at
+# most 30 s, at most half the lease.
+LEASE_SAFETY = 30.0
 MIN_BLOCKED_WAIT = 0.002
 
 
@@ -271,7 +272,8 @@ class DeliveryLoop:
         transport = self._transports.get(ev.platform)
         if transport is None:
             return Outcome.disabled(f"no transport configured for platform {ev.platform!r}")
-        if time.time() > ev.claimed_at + self._cfg.lease_seconds - LEASE_SAFETY:
+        lease = self._cfg.lease_seconds
+        if time.time() > ev.claimed_at + lease - min(LEASE_SAFETY, lease / 2):
             return Outcome.release("lease nearly expired before delivery started")
         try:
             return await transport.deliver(ev, ctx)
