@@ -1,0 +1,164 @@
+-- nikita.claim_events: due rows only, oldest first, lease and token, attempts, per-user
+-- exclusivity (in one batch and against events in flight), ops_alert unlimited, lateness, bad
+-- input. Concurrency is proven in tests/shim/test_queue_concurrency.py.
+BEGIN;
+SELECT plan(31);
+
+INSERT INTO nikita.users (id, telegram_id, phone)
+SELECT ('00000000-0000-0000-0000-0000000000d' || i)::uuid, 3000 + i, '+4930123456' || i
+FROM generate_series(1, 6) AS i;
+
+CREATE TEMP TABLE ev (name text PRIMARY KEY, id uuid);
+CREATE FUNCTION pg_temp.ev(p_name text) RETURNS uuid LANGUAGE sql AS
+$$ SELECT id FROM ev WHERE name = p_name $$;
+CREATE PROCEDURE pg_temp.sched(p_name text, p_user int, p_ago interval, p_platform text DEFAULT 'telegram')
+LANGUAGE sql AS $$
+    INSERT INTO ev SELECT p_name, nikita.schedule_event(
+        CASE WHEN p_user IS NULL THEN NULL
+             ELSE ('00000000-0000-0000-0000-0000000000d' || p_user)::uuid END,
+        p_platform,
+        CASE WHEN p_user IS NULL THEN 'ops_alert' ELSE 'message_delivery' END,
+        CASE WHEN p_platform = 'voice' THEN '{}'::jsonb
+             ELSE jsonb_build_object('text', p_name, 'chat_id', -1) END,
+        now() - p_ago)
+$$;
+
+CALL pg_temp.sched('u1_old', 1, '10 minutes');
+CALL pg_temp.sched('u1_new', 1, '5 minutes');
+CALL pg_temp.sched('u2_voice', 2, '8 minutes', 'voice');
+CALL pg_temp.sched('ops_1', NULL, '7 minutes');
+CALL pg_temp.sched('ops_2', NULL, '6 minutes');
+CALL pg_temp.sched('u3_future', 3, '-1 minute');
+CALL pg_temp.sched('u4_too_late', 4, '25 hours');
+CALL pg_temp.sched('u5_busy', 5, '9 minutes');
+CALL pg_temp.sched('u5_waiting', 5, '3 minutes');
+CALL pg_temp.sched('u6_now', 6, '0');
+-- u5 has an event in flight (claimed by another worker).
+UPDATE nikita.scheduled_events SET status = 'sending', attempts = 1, locked_by = 'other',
+    locked_until = now() + interval '1 minute', lock_token = gen_random_uuid()
+WHERE id = pg_temp.ev('u5_busy');
+
+CREATE TEMP TABLE c1 AS SELECT * FROM nikita.claim_events('w1', 10);
+
+SELECT results_eq(
+    $$SELECT e.name FROM c1 JOIN ev AS e USING (id) ORDER BY c1.scheduled_at$$,
+    $$VALUES ('u1_old'), ('u2_voice'), ('ops_1'), ('ops_2'), ('u6_now')$$,
+    'due events, oldest first; one per user; ops alerts unlimited; due exactly now included'
+);
+SELECT ok(NOT EXISTS (SELECT 1 FROM c1 WHERE id = pg_temp.ev('u1_new')),
+    'a user''s second due event is not in the same batch');
+SELECT ok(NOT EXISTS (SELECT 1 FROM c1 WHERE id = pg_temp.ev('u3_future')),
+    'a future event is not claimed');
+SELECT ok(NOT EXISTS (SELECT 1 FROM c1 WHERE id = pg_temp.ev('u5_waiting')),
+    'a user with an event in flight gets nothing');
+SELECT ok(NOT EXISTS (SELECT 1 FROM c1 WHERE id = pg_temp.ev('u4_too_late')),
+    'an event past max_lateness is not claimed (sweep_events fails it)');
+SELECT is((SELECT array_agg(DISTINCT attempts) FROM c1), ARRAY[1],
+    'attempts counts this claim: first delivery = 1');
+SELECT is((SELECT count(DISTINCT lock_token)::int FROM c1 WHERE lock_token IS NOT NULL), 5,
+    'a fresh lock token per row');
+SELECT results_eq(
+    $$SELECT DISTINCT status, locked_by, locked_until = now() + interval '2 minutes', attempts
+      FROM nikita.scheduled_events WHERE id IN (SELECT id FROM c1)$$,
+    $$VALUES ('sending', 'w1', true, 1)$$,
+    'claimed rows: sending, locked by the worker, default lease 2 minutes, attempts 1'
+);
+SELECT set_eq(
+    $$SELECT id, lock_token, user_id, platform, event_type, content, scheduled_at FROM c1$$,
+    $$SELECT id, lock_token, user_id, platform, event_type, content, scheduled_at
+      FROM nikita.scheduled_events WHERE status = 'sending' AND locked_by = 'w1'$$,
+    'the returned columns are the stored row'
+);
+SELECT is(
+    (SELECT content FROM c1 WHERE id = pg_temp.ev('u2_voice')),
+    '{"to_number": "+49301234562"}'::jsonb, 'content is returned as stored'
+);
+SELECT results_eq(
+    $$SELECT status FROM nikita.scheduled_events
+      WHERE id IN (pg_temp.ev('u1_new'), pg_temp.ev('u3_future'), pg_temp.ev('u4_too_late'),
+                   pg_temp.ev('u5_waiting'))$$,
+    $$VALUES ('pending'), ('pending'), ('pending'), ('pending')$$,
+    'unclaimed rows stay pending'
+);
+
+SELECT is((SELECT count(*)::int FROM nikita.claim_events('w2', 10)), 0,
+    'a second claim finds nothing: every due user is in flight');
+
+-- Settling u1's event frees u1: its next event is claimable.
+SELECT ok(nikita.complete_event(pg_temp.ev('u1_old'), (SELECT lock_token FROM c1 WHERE id = pg_temp.ev('u1_old'))),
+    'u1''s first event completed');
+CREATE TEMP TABLE c2 AS SELECT * FROM nikita.claim_events('w2', 10, '30 seconds');
+SELECT results_eq('SELECT id FROM c2', ARRAY[pg_temp.ev('u1_new')],
+    'after it settles, the user''s next event is claimed');
+SELECT is((SELECT locked_until FROM nikita.scheduled_events WHERE id = pg_temp.ev('u1_new')),
+    now() + interval '30 seconds', 'the lease is the one asked for');
+
+-- p_max bounds the batch; the oldest go first.
+UPDATE nikita.scheduled_events SET scheduled_at = now() - interval '1 second'
+WHERE id = pg_temp.ev('u3_future');
+CALL pg_temp.sched('ops_3', NULL, '2 minutes');
+CALL pg_temp.sched('ops_4', NULL, '1 minute');
+SELECT results_eq(
+    $$SELECT id FROM nikita.claim_events('w3', 2)$$,
+    ARRAY[pg_temp.ev('ops_3'), pg_temp.ev('ops_4')],
+    'max = 2: the two oldest due events'
+);
+SELECT results_eq(
+    $$SELECT id FROM nikita.claim_events('w3', 1)$$,
+    ARRAY[pg_temp.ev('u3_future')],
+    'an event that has become due (backdated) is claimed'
+);
+
+-- Attempts keep counting across claims (retry).
+UPDATE nikita.scheduled_events SET status = 'pending', attempts = 2, locked_by = NULL,
+    locked_until = NULL, lock_token = NULL, scheduled_at = now() - interval '1 second'
+WHERE id = pg_temp.ev('u3_future');
+SELECT results_eq(
+    $$SELECT attempts FROM nikita.claim_events('w3', 5) WHERE id = pg_temp.ev('u3_future')$$,
+    ARRAY[3], 'a third claim returns attempts = 3'
+);
+
+-- Ties on scheduled_at within one user: exactly one of them.
+CALL pg_temp.sched('u6_tie_a', 6, '1 hour');
+CALL pg_temp.sched('u6_tie_b', 6, '1 hour');
+UPDATE nikita.scheduled_events SET scheduled_at = now() - interval '1 hour'
+WHERE id IN (pg_temp.ev('u6_tie_a'), pg_temp.ev('u6_tie_b'));
+SELECT ok(nikita.complete_event(pg_temp.ev('u6_now'), (SELECT lock_token FROM c1 WHERE id = pg_temp.ev('u6_now'))),
+    'u6''s first event completed');
+SELECT is(
+    (SELECT count(*)::int FROM nikita.claim_events('w4', 10) WHERE user_id = '00000000-0000-0000-0000-0000000000d6'),
+    1, 'two events of a user due at the same instant: one claimed'
+);
+
+-- The claim path reads the partial index (plans in tests/shim/test_queue_claim_plan.py, bench/).
+SELECT ok(
+    (SELECT pg_get_functiondef('nikita.claim_events(text, integer, interval)'::regprocedure)
+        ~ 'LIMIT p_max\s+FOR UPDATE SKIP LOCKED'),
+    'claim_events uses LIMIT ... FOR UPDATE SKIP LOCKED'
+);
+
+-- Bad input: nothing claimed.
+CREATE TEMP TABLE before AS SELECT id, status, attempts FROM nikita.scheduled_events;
+SELECT throws_ok($$SELECT * FROM nikita.claim_events(NULL)$$, '22004',
+    'worker must not be null', 'null worker');
+SELECT throws_ok($$SELECT * FROM nikita.claim_events('')$$, '22023',
+    'worker must be 1 to 200 characters', 'empty worker');
+SELECT throws_ok($$SELECT * FROM nikita.claim_events('w', NULL)$$, '22004',
+    'max must not be null', 'null max');
+SELECT throws_ok($$SELECT * FROM nikita.claim_events('w', 0)$$, '22023',
+    'max must be between 1 and 10000, got 0', 'max 0');
+SELECT throws_ok($$SELECT * FROM nikita.claim_events('w', 10001)$$, '22023',
+    'max must be between 1 and 10000, got 10001', 'max too large');
+SELECT throws_ok($$SELECT * FROM nikita.claim_events('w', 5, NULL)$$, '22004',
+    'lease must not be null', 'null lease');
+SELECT throws_ok($$SELECT * FROM nikita.claim_events('w', 5, '0')$$, '22023',
+    'lease must be between 1 second and 1 day, got 00:00:00', 'zero lease');
+SELECT throws_ok($$SELECT * FROM nikita.claim_events('w', 5, '-1 minute')$$, '22023',
+    'lease must be between 1 second and 1 day, got -00:01:00', 'negative lease');
+SELECT throws_ok($$SELECT * FROM nikita.claim_events('w', 5, '2 days')$$, '22023',
+    'lease must be between 1 second and 1 day, got 2 days', 'lease too long');
+SELECT set_eq('SELECT id, status, attempts FROM nikita.scheduled_events',
+    'SELECT id, status, attempts FROM before', 'bad input claims nothing');
+
+SELECT * FROM finish();
+ROLLBACK;
