@@ -140,9 +140,10 @@ class ConversationLoop:
                     break
 
     def _done(self, task: asyncio.Task[None]) -> None:
+        # no wake-up here: a failed conversation is back to 'ended' at once, and re-claiming
+        # it immediately would burn its attempts in a hot loop; the next NOTIFY or poll does
         self._active.discard(task)
         self._room.set()
-        self.wake()
 
     async def _process(self, conv: Conversation) -> None:
         started = time.monotonic()

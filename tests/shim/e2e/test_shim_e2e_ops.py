@@ -1,0 +1,163 @@
+"""Operating the shim: status/check, Prometheus metrics, the console transport of `make run`,
+the conversation processor."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from fakes import shim
+from fakes.shim import ShimProcess, make_user, running_shim, schedule, shim_env, wait_for
+
+SHIM = Path(sys.executable).parent / "nikita-shim"
+
+
+def cli(*args: str, db_url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SHIM), *args],
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": db_url, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def _jobs_all_fine(conn) -> None:
+    await conn.execute(
+        "INSERT INTO nikita.job_executions (job_name, started_at, completed_at, status, result,"
+        " duration_ms) SELECT job_name, now(), now(), 'completed', '{}', 1"
+        " FROM nikita.job_catalog"
+    )
+
+
+async def test_check_and_status_healthy(queue_db, conn):
+    await _jobs_all_fine(conn)
+    out = cli("check", db_url=queue_db)
+    assert out.returncode == 0, out
+    assert out.stdout.strip() == "OK"
+    out = cli("status", db_url=queue_db)
+    assert out.returncode == 0, out
+    assert "Queue" in out.stdout and "Jobs" in out.stdout
+    for name in ("platform", "pending", "oldest_due_lag_s", "job_name", "sweep", "decay"):
+        assert name in out.stdout
+    assert "Health: OK" in out.stdout
+    out = cli("status", "--json", db_url=queue_db)
+    assert '"queue"' in out.stdout and '"jobs"' in out.stdout
+
+
+async def test_check_fails_on_old_due_events_and_failed_jobs(queue_db, conn):
+    await _jobs_all_fine(conn)
+    user = await make_user(conn, telegram_id=11)
+    eid = await schedule(conn, user, "telegram", {"text": "stuck"})
+    await conn.execute(
+        "UPDATE nikita.scheduled_events SET scheduled_at = now() - interval '1 hour' WHERE id = %s",
+        (eid,),
+    )
+    out = cli("check", db_url=queue_db)
+    assert out.returncode == 1, out
+    assert "queue telegram" in out.stdout and "waiting" in out.stdout
+    assert cli("check", db_url=queue_db, NIKITA_SHIM_CHECK_MAX_LAG="7200").returncode == 0
+
+    await conn.execute(
+        "INSERT INTO nikita.job_executions (job_name, started_at, completed_at, status, error,"
+        " duration_ms) VALUES ('decay', now(), now() + interval '1 second', 'failed', 'boom', 5)"
+    )
+    out = cli("check", db_url=queue_db, NIKITA_SHIM_CHECK_MAX_LAG="7200")
+    assert out.returncode == 1
+    assert "job decay: last run failed" in out.stdout
+
+
+def test_check_database_unreachable_exits_3():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = cli("check", db_url=f"postgresql://nobody@127.0.0.1:{port}/nikita")
+    assert out.returncode == 3
+    assert "unreachable" in out.stderr
+
+
+async def test_metrics_endpoint(queue_db, conn, tg):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    user = await make_user(conn, telegram_id=8080)
+    tg.script(8080, "403")
+    async with running_shim(shim_env(queue_db, tg, metrics_port=port)):
+        a = await schedule(conn, user, "telegram", {"text": "one"})
+        await shim.wait_status(conn, a, "failed")
+        b = await schedule(conn, user, "telegram", {"text": "two"})
+        await shim.wait_status(conn, b, "delivered")
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert 'nikita_shim_deliveries_total{outcome="delivered",platform="telegram"} 1.0' in text
+    assert 'nikita_shim_deliveries_total{outcome="failed",platform="telegram"} 1.0' in text
+    assert 'nikita_shim_delivery_lateness_seconds_count{platform="telegram"} 2.0' in text
+    assert "nikita_shim_db_connected 1.0" in text
+    assert "nikita_shim_in_flight" in text
+    assert 'nikita_shim_queue_pending{platform="telegram"}' in text
+
+
+async def test_console_transport_without_a_token(queue_db, conn, tmp_path):
+    user = await make_user(conn, telegram_id=31337)
+    env = shim_env(queue_db)  # no TELEGRAM_BOT_TOKEN: console
+    p = ShimProcess(env, tmp_path / "console.log").start()
+    try:
+        await p.wait_ready()
+        eid = await schedule(conn, user, "telegram", {"text": "Hello from the console"})
+        row = await shim.wait_status(conn, eid, "delivered")
+        await p.wait_log(f"[telegram message_delivery {eid}] chat 31337: Hello from the console")
+        assert row["provider_ref"] == f"console:{eid}"
+        assert await p.stop() == 0
+    finally:
+        p.close()
+
+
+async def test_conversation_processor(queue_db, conn, tg):
+    user = await make_user(conn, telegram_id=123)
+    seen: list = []
+
+    async def processor(conv):
+        seen.append(conv)
+        if conv.platform == "voice":
+            raise RuntimeError("transcript missing")
+        return {"summary": f"talked ({conv.platform})", "emotional_tone": "warm"}
+
+    # a 30 s fallback poll: the failed one is not claimed again during the test
+    async with running_shim(shim_env(queue_db, tg, poll_interval=30), processor=processor):
+        cur = await conn.execute(
+            "INSERT INTO nikita.conversations (user_id, platform, status, ended_at)"
+            " VALUES (%s, 'telegram', 'ended', now()), (%s, 'voice', 'ended', now())"
+            " RETURNING id, platform",
+            (user, user),
+        )
+        ids = {r["platform"]: r["id"] for r in await cur.fetchall()}
+        # what detect_stale_conversations() sends when it ends conversations
+        await conn.execute("SELECT pg_notify('nikita_conversations', '2')")
+
+        async def settled() -> bool:
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM nikita.conversations WHERE status = 'processing'"
+                " OR processing_attempts = 0"
+            )
+            return (await cur.fetchone())["n"] == 0
+
+        await wait_for(settled, what="both conversations to be processed once")
+    cur = await conn.execute(
+        "SELECT id, status, summary, emotional_tone, error, processing_attempts"
+        " FROM nikita.conversations"
+    )
+    rows = {r["id"]: r for r in await cur.fetchall()}
+    ok, bad = rows[ids["telegram"]], rows[ids["voice"]]
+    assert (ok["status"], ok["summary"], ok["emotional_tone"]) == (
+        "processed",
+        "talked (telegram)",
+        "warm",
+    )
+    assert bad["status"] == "ended"  # failed once, will be retried by a later claim
+    assert "transcript missing" in bad["error"]
+    assert bad["processing_attempts"] == 1
+    assert {c.id for c in seen} == set(ids.values())
