@@ -22,6 +22,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -165,15 +166,17 @@ def log(msg: str) -> None:
 
 
 class WorkerProcess:
-    """A worker subprocess for workload D, stopped by pid (SIGTERM, then SIGKILL)."""
+    """A worker subprocess for workload D, stopped by pid (SIGTERM, then SIGKILL). Its stderr
+    goes to a temporary file (a pipe nobody reads could fill up and stall the worker)."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self._err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             argv,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._err,
         )
 
     @property
@@ -184,6 +187,7 @@ class WorkerProcess:
         return self.proc.poll() is None
 
     def stop(self, timeout: float = 15.0) -> str:
+        """Stop the worker; return the tail of its stderr."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -191,7 +195,11 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+        if self._err.closed:
+            return ""
+        self._err.seek(0)
+        err = self._err.read().decode(errors="replace")
+        self._err.close()
         return err[-2000:]
 
 

@@ -1,0 +1,320 @@
+"""nikita-tasks (the shim) under the side-by-side workloads (see benchlib.py, docs/bench.md).
+
+Run with the project virtualenv (it imports nikita_shim):
+    .venv/bin/python bench/peers/nikita_bench.py --dsn URL --out FILE.json [--quick]
+
+The database at URL is migrated with `DATABASE_URL=URL scripts/migrate.sh` (idempotent; pg_cron
+is not in that database, so no cron job runs). Events are scheduled through the public API,
+`nikita.schedule_event(user_id, 'telegram', 'message_delivery', '{"text": "x"}', at)`, one user
+per event (the queue keeps one event in flight per user, so the 20,000 drain events belong to
+20,000 users). The shim is the real `nikita_shim.service.Shim` with its default settings (batch
+and concurrency from nikita_shim.config, the environment's NIKITA_SHIM_* override them as in
+production) and a no-op transport that records the time it is called; it runs in the driver's
+process and event loop (asyncio.run, as `nikita-shim run`). Workload D runs `nikita-shim run`
+with the noop transports as a subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from benchlib import (
+    DUE_NOW_GAP_S,
+    DUE_NOW_TIMEOUT_S,
+    FUTURE_GRACE_S,
+    Sizes,
+    WorkerProcess,
+    future_offsets,
+    log,
+    parser,
+    rss_mb,
+    sizes,
+    summary_ms,
+    wait_started,
+    write_result,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "shim"))
+
+from nikita_shim.config import Config, load_config  # noqa: E402
+from nikita_shim.events import ClaimedEvent, Outcome  # noqa: E402
+from nikita_shim.service import Shim  # noqa: E402
+from nikita_shim.transports import DeliveryContext  # noqa: E402
+
+SCHEDULE = (
+    "SELECT nikita.schedule_event(%s, 'telegram', 'message_delivery', '{\"text\": \"x\"}'::jsonb)"
+)
+SCHEDULE_AT = (
+    "SELECT nikita.schedule_event(%s, 'telegram', 'message_delivery', '{\"text\": \"x\"}'::jsonb,"
+    " to_timestamp(%s))"
+)
+# all users' events in one statement (one NOTIFY: the queue's trigger is per statement)
+SCHEDULE_ALL = (
+    "SELECT count(nikita.schedule_event(u.id, 'telegram', 'message_delivery',"
+    ' \'{"text": "x"}\'::jsonb)) FROM (SELECT id FROM nikita.users ORDER BY telegram_id'
+    " LIMIT %s) u"
+)
+UNFINISHED = "SELECT count(*) FROM nikita.scheduled_events WHERE status IN ('pending', 'sending')"
+TELEGRAM_ID_BASE = 700_000_000
+
+started: dict[Any, float] = {}
+due_at: dict[Any, float] = {}
+start_signal = asyncio.Event()
+target = {"n": -1}
+all_started = asyncio.Event()
+
+
+class RecordingNoop:
+    """The no-op transport (as nikita_shim.transports.noop) that also records its call time."""
+
+    name = "bench-noop"
+
+    def __init__(self, platform: str) -> None:
+        self.platform = platform
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def deliver(self, event: ClaimedEvent, ctx: DeliveryContext) -> Outcome:
+        now = time.time()
+        ctx.calling()
+        started[event.id] = now
+        due_at[event.id] = event.scheduled_at.timestamp()
+        start_signal.set()
+        if len(started) == target["n"]:
+            all_started.set()
+        return Outcome.delivered(None)
+
+
+def shim_env(dsn: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k.startswith("NIKITA_SHIM_")}
+    env.update(
+        {
+            "DATABASE_URL": dsn,
+            "NIKITA_SHIM_TELEGRAM_TRANSPORT": "noop",
+            "NIKITA_SHIM_VOICE_TRANSPORT": "noop",
+        }
+    )
+    env.setdefault("NIKITA_SHIM_LOG_LEVEL", "warning")
+    return env
+
+
+def config(dsn: str) -> Config:
+    return load_config(shim_env(dsn))
+
+
+def migrate(dsn: str) -> None:
+    log("nikita: scripts/migrate.sh")
+    res = subprocess.run(
+        [str(ROOT / "scripts" / "migrate.sh")],
+        env={**os.environ, "DATABASE_URL": dsn},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if res.returncode != 0:
+        raise SystemExit(f"migrate.sh failed ({res.returncode}):\n{res.stderr[-3000:]}")
+
+
+async def sql(conn: psycopg.AsyncConnection[Any], query: str, *params: Any) -> list[Any]:
+    cur = await conn.execute(query, params or None)
+    return await cur.fetchall() if cur.description else []
+
+
+async def setup_users(conn: psycopg.AsyncConnection[Any], n: int) -> list[Any]:
+    await sql(
+        conn,
+        "INSERT INTO nikita.users (telegram_id, onboarding_status)"
+        " SELECT %s + g, 'completed' FROM generate_series(1, %s) g"
+        " ON CONFLICT (telegram_id) DO NOTHING",
+        TELEGRAM_ID_BASE,
+        n,
+    )
+    rows = await sql(
+        conn,
+        "SELECT id FROM nikita.users WHERE telegram_id > %s ORDER BY telegram_id LIMIT %s",
+        TELEGRAM_ID_BASE,
+        n,
+    )
+    if len(rows) < n:
+        raise SystemExit(f"only {len(rows)} bench users")
+    return [r[0] for r in rows]
+
+
+async def reset(conn: psycopg.AsyncConnection[Any]) -> None:
+    await sql(conn, "TRUNCATE nikita.scheduled_events")
+    started.clear()
+    due_at.clear()
+    all_started.clear()
+    target["n"] = -1
+
+
+async def checkpoint(conn: psycopg.AsyncConnection[Any]) -> None:
+    try:
+        await sql(conn, "CHECKPOINT")
+    except psycopg.Error:
+        pass  # not a superuser: skip
+
+
+async def wait_finished(
+    conn: psycopg.AsyncConnection[Any], limit_s: float, alive: Any = None
+) -> float:
+    """Wall time at which no event is pending or sending any more (polled every 10 ms)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            raise RuntimeError("the shim subprocess exited")
+        if (await sql(conn, UNFINISHED))[0][0] == 0:
+            return time.time()
+        await asyncio.sleep(0.01)
+    raise TimeoutError("events still unfinished")
+
+
+async def start_shim(cfg: Config) -> tuple[Shim, asyncio.Task[int]]:
+    transports = {p: RecordingNoop(p) for p in ("telegram", "voice")}
+    shim = Shim(cfg, transports=transports)
+    return shim, asyncio.create_task(shim.run())
+
+
+async def stop_shim(shim: Shim, task: asyncio.Task[int]) -> None:
+    shim.stop()
+    try:
+        await asyncio.wait_for(task, 60)
+    except TimeoutError:
+        task.cancel()
+
+
+async def drain(cfg: Config, conn: psycopg.AsyncConnection[Any], sz: Sizes) -> list[float]:
+    out: list[float] = []
+    for run in range(sz.drain_runs):
+        await reset(conn)
+        n = (await sql(conn, SCHEDULE_ALL, sz.drain_jobs))[0][0]
+        assert n == sz.drain_jobs, n
+        await checkpoint(conn)
+        target["n"] = sz.drain_jobs
+        t0 = time.time()
+        shim, task = await start_shim(cfg)
+        try:
+            await asyncio.wait_for(all_started.wait(), sz.drain_timeout_s)
+            t1 = await wait_finished(conn, sz.drain_timeout_s)
+        finally:
+            await stop_shim(shim, task)
+        log(f"nikita drain run {run + 1}: {sz.drain_jobs} events in {t1 - t0:.2f}s")
+        out.append(round(sz.drain_jobs / (t1 - t0), 1))
+    return out
+
+
+async def due_now(conn: psycopg.AsyncConnection[Any], users: list[Any], sz: Sizes) -> list[float]:
+    lat: list[float] = []
+    for i in range(sz.warmup + sz.due_now):
+        (event_id,) = (await sql(conn, SCHEDULE, users[i]))[0]
+        committed = time.time()
+        await wait_started(started, start_signal, [event_id], DUE_NOW_TIMEOUT_S)
+        if i >= sz.warmup:
+            lat.append(started[event_id] - committed)
+        await asyncio.sleep(DUE_NOW_GAP_S)
+    return lat
+
+
+async def future(conn: psycopg.AsyncConnection[Any], users: list[Any], sz: Sizes) -> list[float]:
+    base = time.time()
+    ids = []
+    for user, off in zip(
+        users, future_offsets(sz.future_jobs, sz.future_min_s, sz.future_max_s), strict=False
+    ):
+        ids.append((await sql(conn, SCHEDULE_AT, user, base + off))[0][0])
+    inserted = time.time() - base
+    if inserted >= sz.future_min_s:
+        log(f"warning: scheduling the future events took {inserted:.2f}s")
+    await wait_started(started, start_signal, ids, sz.future_max_s + FUTURE_GRACE_S)
+    return [started[i] - due_at[i] for i in ids]
+
+
+async def rss(dsn: str, conn: psycopg.AsyncConnection[Any], sz: Sizes) -> float:
+    await reset(conn)
+    await sql(conn, SCHEDULE_ALL, sz.rss_jobs)  # the shim drains them as soon as it is up
+    binary = Path(sys.executable).parent / "nikita-shim"
+    argv = [str(binary), "run"] if binary.exists() else [sys.executable, "-m", "nikita_shim", "run"]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(ROOT / "shim"),
+        **shim_env(dsn),
+    }
+    proc = WorkerProcess(argv, env=env)
+    try:
+        await wait_finished(conn, sz.drain_timeout_s, proc.alive)
+        await asyncio.sleep(sz.rss_idle_s)
+        return rss_mb(proc.pid)
+    finally:
+        err = proc.stop()
+        if err.strip():
+            log("nikita-shim stderr: " + err.strip()[-600:])
+
+
+async def main() -> None:
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    sz = sizes(args.quick)
+    migrate(args.dsn)
+    cfg = config(args.dsn)
+    logging.getLogger("nikita_shim").setLevel(getattr(logging, cfg.log_level.upper()))
+    n_users = max(sz.drain_jobs, sz.rss_jobs, sz.warmup + sz.due_now + sz.future_jobs)
+    async with await psycopg.AsyncConnection.connect(args.dsn, autocommit=True) as conn:
+        users = await setup_users(conn, n_users)
+        log("nikita: A drain")
+        drain_eps = await drain(cfg, conn, sz)
+        await reset(conn)
+        shim, task = await start_shim(cfg)
+        try:
+            await asyncio.wait_for(shim.ready.wait(), 30)
+            await asyncio.sleep(0.5)
+            log("nikita: B due-now latency")
+            b = await due_now(conn, users, sz)
+            log("nikita: C future lateness")
+            c = await future(conn, users[sz.warmup + sz.due_now :], sz)
+        finally:
+            await stop_shim(shim, task)
+        log("nikita: D shim RSS")
+        rss_value = await rss(args.dsn, conn, sz)
+        await reset(conn)
+    write_result(
+        args.out,
+        {
+            "system": "nikita-tasks",
+            "version": version("nikita-tasks"),
+            "concurrency": f"1 shim process, batch_size={cfg.batch_size},"
+            f" concurrency={cfg.concurrency}, pool_size={cfg.pool_size} (defaults),"
+            " LISTEN/NOTIFY + next_due_at timer",
+            "notes": "Real nikita_shim Shim in the driver's process (asyncio.run, as `nikita-shim"
+            " run`) with a recording no-op transport; events via nikita.schedule_event, one"
+            " user per event (per-user exclusivity); finished = no event pending/sending."
+            " B: latency = transport called - return of schedule_event (commit acknowledged),"
+            f" {sz.warmup} warm-up iterations dropped. C: schedule_event(..., at), lateness ="
+            " transport called - scheduled_at as stored. D: `nikita-shim run` (noop transports,"
+            f" log level warning) as a subprocess, VmRSS after draining {sz.rss_jobs} events"
+            f" and {sz.rss_idle_s:g} s idle.",
+            "drain_eps": drain_eps,
+            "due_now_ms": summary_ms(b, ("p50", "p90", "p99", "max")),
+            "future_late_ms": summary_ms(c, ("p50", "p99", "max")),
+            "rss_mb": rss_value,
+            "quick": args.quick,
+            "drain_jobs": sz.drain_jobs,
+        },
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
