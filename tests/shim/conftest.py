@@ -13,14 +13,13 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
-ROOT = Path(__file__).resolve().parents[2]
+from nikita_testdb import ROOT, database_url, run_migrate
 
 
 def _docker_answers() -> bool:
@@ -56,11 +55,6 @@ def cluster_url() -> Iterator[str]:
     )
 
 
-def database_url(base: str, dbname: str) -> str:
-    """The URL of another database on the same cluster as `base`."""
-    return make_conninfo(base, dbname=dbname)
-
-
 def _create_database(admin: str, name: str, template: str | None = None) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
@@ -75,17 +69,6 @@ def _drop_database(admin: str, name: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
-
-
-def run_migrate(url: str, root: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """Run the project's psql-only migration script against `url`."""
-    return subprocess.run(
-        [str(root / "scripts" / "migrate.sh")],
-        env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="session")

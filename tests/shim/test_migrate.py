@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 
-from conftest import ROOT, run_migrate
+from nikita_testdb import ROOT, run_migrate
 
 # Everything migrate can create or change, as one comparable snapshot.
 CATALOG_FINGERPRINT = """
