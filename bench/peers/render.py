@@ -204,7 +204,7 @@ def render(results: dict[str, dict[str, Any]], dsn: str | None) -> str:
     if ours:
         md.append(
             "\nDESIGN.md states the drain target for 100,000 events with one shim; workload A"
-            " drains 20,000 (one per user)."
+            f" drains {ours.get('drain_jobs', 20_000):,} (one per user)."
         )
     md.append("")
     if ours and others:
