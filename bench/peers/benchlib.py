@@ -28,6 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# the machine's load when the harness started (other work on a 2-core box skews every figure)
+START_LOADAVG = os.getloadavg()
+
 SCHEMA_KEYS = (
     "system",
     "version",
@@ -153,6 +156,7 @@ def write_result(path: str, result: dict[str, Any]) -> None:
     for k, v in result.items():  # extra keys (details) go after the contract keys
         if k not in ordered:
             ordered[k] = v
+    ordered.setdefault("loadavg_1m_start_end", [START_LOADAVG[0], os.getloadavg()[0]])
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         json.dump(ordered, f, indent=2)

@@ -220,8 +220,13 @@ def render(results: dict[str, dict[str, Any]], dsn: str | None) -> str:
     md.append("Concurrency and set-up of each system:\n")
     for s in systems:
         r = results[s]
+        load = r.get("loadavg_1m_start_end")
+        load_txt = (
+            f" Load average (1 min) at start/end: {load[0]:.2f}/{load[1]:.2f}." if load else ""
+        )
         md.append(
-            f"- **{s}** {r.get('version', '')}: {r.get('concurrency', '')}. {r.get('notes', '')}"
+            f"- **{s}** {r.get('version', '')}: {r.get('concurrency', '')}."
+            f" {r.get('notes', '')}{load_txt}"
         )
     md.append("")
     return "\n".join(md)
