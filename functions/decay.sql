@@ -11,7 +11,8 @@
 --   midnights (users.timezone); what accrues inside one local day is capped at daily_cap,
 --   counting what earlier runs already took from that day (the last decay row, found at
 --   recorded_at = decayed_through, carries last_day / last_day_total).
---   The score drops by the accrual truncated to the cent; the sub-cent rest is carried in the
+--   The score drops by the accrual truncated to the cent (a 1e-9 tolerance absorbs repeating
+--   fractions such as 50 minutes = 0.8333... h); the sub-cent rest is carried in the
 --   history row (remainder) to the next run while the accrual is uninterrupted, so hourly runs
 --   and one catch-up run end on the same score. A player whose accrual is below one cent (or
 --   whose day is capped) is not touched: the watermark stays, nothing is lost.
@@ -171,10 +172,10 @@ BEGIN
     settled AS (
         SELECT
             c.*,
-            trunc(c.total, 2) AS applied,
-            c.old_score - least(trunc(c.total, 2), c.old_score) AS new_score
+            trunc(c.total + 0.000000001, 2) AS applied,
+            c.old_score - least(trunc(c.total + 0.000000001, 2), c.old_score) AS new_score
         FROM calc AS c
-        WHERE trunc(c.total, 2) > 0
+        WHERE trunc(c.total + 0.000000001, 2) > 0
     ),
 
     upd AS (
@@ -209,8 +210,8 @@ BEGIN
                 'daily_cap', up.daily_cap,
                 'timezone', up.timezone,
                 'last_day', up.last_day,
-                'last_day_total', round(up.last_day_total, 6),
-                'remainder', round(up.total - up.applied, 6)
+                'last_day_total', round(up.last_day_total, 12),
+                'remainder', round(up.total - up.applied, 12)
             ),
             p_now
         FROM upd AS up
