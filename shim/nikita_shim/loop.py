@@ -1,11 +1,14 @@
 """The delivery loop: claim due events, deliver them with bounded concurrency, settle them.
 
-Three kinds of task cooperate through plain in-memory state (all on one event loop):
-- the claimer claims batches while there is room, and when nothing is claimable waits for
-  whichever comes first of a NOTIFY, the next due time (timer), and the fallback poll;
-- `concurrency` workers take claimed events from a queue and call the transport;
-- the settler writes outcomes back in batches (complete_events for successes, one pipeline
-  for failures and deferrals), so the database sees few round trips under load.
+Two kinds of task cooperate through plain in-memory state (all on one event loop):
+- the pump alternates between the database's two jobs: it first writes back every outcome
+  recorded so far (complete_events for successes in one statement, one pipeline for failures
+  and deferrals), then claims a batch if there is room. Settling before claiming frees the
+  users whose event just settled, and keeps the two statements from contending with each
+  other in the database (measured: running them concurrently was 4x slower).
+  When nothing is claimable it waits for whichever comes first of a NOTIFY, the next due
+  time (a timer), an outcome to write, and the fallback poll;
+- `concurrency` workers take claimed events from a queue and call the transport.
 An event counts as in flight from its claim until its outcome is written.
 """
 
@@ -67,16 +70,13 @@ class DeliveryLoop:
         self._called: set[UUID] = set()
         self._results: list[tuple[ClaimedEvent, Outcome]] = []
         self._results_ready = asyncio.Event()
-        self._capacity = asyncio.Event()
         self._signal = asyncio.Event()
         self._due_now = True
         self._hint: float | None = None
         self._disabled: dict[str, str] = {}
         self._disabled_logged: dict[str, float] = {}
         self._workers: list[asyncio.Task[None]] = []
-        self._claimer: asyncio.Task[None] | None = None
-        self._settler: asyncio.Task[None] | None = None
-        self._settler_stop = False
+        self._pump: asyncio.Task[None] | None = None
         self.delivered = 0
 
     # ---- wake-ups -------------------------------------------------------------------------
@@ -107,16 +107,14 @@ class DeliveryLoop:
             asyncio.create_task(self._worker(), name=f"deliver-{i}")
             for i in range(self._cfg.concurrency)
         ]
-        self._settler = asyncio.create_task(self._settle_loop(), name="settler")
-        self._claimer = asyncio.create_task(self._claim_loop(), name="claimer")
+        self._pump = asyncio.create_task(self._pump_loop(), name="pump")
 
     async def drain(self) -> None:
         """After `stopping` is set: stop claiming, finish deliveries that already called their
         transport (up to the shutdown timeout), release everything else, write all outcomes."""
         self._signal.set()
-        self._capacity.set()
-        if self._claimer is not None:
-            await asyncio.gather(self._claimer, return_exceptions=True)
+        if self._pump is not None:
+            await asyncio.gather(self._pump, return_exceptions=True)
         for _ in self._workers:
             self._queue.put_nowait(None)
         if self._workers:
@@ -139,18 +137,21 @@ class DeliveryLoop:
             else:
                 outcome = Outcome.release("interrupted by shutdown")
             self._record(ev, outcome, -1.0, 0.0)
-        self._settler_stop = True
-        self._results_ready.set()
-        if self._settler is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._settler), 10)
-            except TimeoutError:
-                self._settler.cancel()
-                log.error(
-                    "could not record outcomes at shutdown (database unreachable); "
-                    "their leases will expire and the sweep recovers them",
-                    extra={"fields": {"unrecorded": len(self._results)}},
-                )
+        deadline = time.monotonic() + 10
+        while self._results and time.monotonic() < deadline:
+            if not self._db.connected.is_set():
+                try:
+                    await asyncio.wait_for(self._db.connected.wait(), deadline - time.monotonic())
+                except TimeoutError:
+                    break
+            if not await self._settle_once():
+                await asyncio.sleep(0.1)
+        if self._results:
+            log.error(
+                "could not record outcomes at shutdown (database unreachable); "
+                "their leases will expire and the sweep recovers them",
+                extra={"fields": {"unrecorded": len(self._results)}},
+            )
 
     # ---- claimer --------------------------------------------------------------------------
 
@@ -168,17 +169,20 @@ class DeliveryLoop:
             for w in waiters:
                 w.cancel()
 
-    async def _claim_loop(self) -> None:
+    async def _pump_loop(self) -> None:
         blocked_wait = MIN_BLOCKED_WAIT
         error_wait = 0.5
         while not self._stopping.is_set():
             if not self._db.connected.is_set():
                 await self._wait_for(self._db.connected)
                 continue
+            if self._results:
+                await self._settle_once()
+                continue
             room = self._max_in_flight - len(self._in_flight)
             if room <= 0:
-                self._capacity.clear()
-                await self._wait_for(self._capacity)
+                self._results_ready.clear()
+                await self._wait_for(self._results_ready)
                 continue
             limit = min(self._batch, room)
             self._due_now = False
@@ -207,7 +211,7 @@ class DeliveryLoop:
                 self._metrics.in_flight.set(len(self._in_flight))
                 if len(events) == limit:
                     continue  # there may be more due right now
-            if self._due_now:
+            if self._due_now or self._results:
                 continue
             try:
                 due_in = await self._db.seconds_until_next_due()
@@ -221,7 +225,7 @@ class DeliveryLoop:
             if due_in is not None:
                 if due_in <= 0.0005:
                     # due, but not claimable now: its user has an event in flight (ours or
-                    # another shim's) or clocks disagree slightly; our own settlements wake us
+                    # another shim's) or clocks disagree slightly; our own outcomes wake us
                     deadline = min(deadline, now + blocked_wait)
                     blocked_wait = min(blocked_wait * 2, self._cfg.blocked_poll)
                 else:
@@ -230,13 +234,13 @@ class DeliveryLoop:
             await self._idle_wait(deadline)
 
     async def _idle_wait(self, deadline: float) -> None:
-        while not self._stopping.is_set() and not self._due_now:
+        while not self._stopping.is_set() and not self._due_now and not self._results:
             target = deadline if self._hint is None else min(deadline, self._hint)
             remaining = target - time.time()
             if remaining <= 0:
                 break
             self._signal.clear()
-            if self._due_now or self._stopping.is_set():
+            if self._due_now or self._stopping.is_set() or self._results:
                 break
             try:
                 await asyncio.wait_for(self._signal.wait(), remaining)
@@ -325,6 +329,7 @@ class DeliveryLoop:
             )
         self._results.append((ev, outcome))
         self._results_ready.set()
+        self._signal.set()
 
     def _disable(self, platform: str, reason: str) -> None:
         now = time.time()
@@ -346,57 +351,52 @@ class DeliveryLoop:
 
     # ---- settler --------------------------------------------------------------------------
 
-    async def _settle_loop(self) -> None:
-        while True:
-            if not self._results:
-                if self._settler_stop:
-                    return
-                self._results_ready.clear()
-                await self._results_ready.wait()
-                continue
-            if not self._db.connected.is_set():
-                await self._db.connected.wait()
-            batch, self._results = self._results, []
-            completed: list[tuple[UUID, UUID, str | None]] = []
-            failures: list[Failure] = []
-            deferrals: list[Deferral] = []
-            for ev, outcome in batch:
-                kind = outcome.kind
-                if kind is Kind.DELIVERED:
-                    completed.append((ev.id, ev.lock_token, outcome.provider_ref))
-                elif kind is Kind.RETRY:
-                    failures.append(Failure(ev.id, ev.lock_token, outcome.error or "error", True))
-                elif kind in (Kind.PERMANENT, Kind.UNKNOWN):
-                    failures.append(Failure(ev.id, ev.lock_token, outcome.error or "error", False))
-                elif kind is Kind.DEFER:
-                    deferrals.append(Deferral(ev.id, ev.lock_token, outcome.delay))
-                elif kind is Kind.RELEASE:
-                    deferrals.append(Deferral(ev.id, ev.lock_token, 0.0))
-                else:  # DISABLED
-                    deferrals.append(Deferral(ev.id, ev.lock_token, self._cfg.disabled_defer))
-            try:
-                done, statuses, deferred = await self._db.settle(completed, failures, deferrals)
-            except DbLost:
-                self._results = batch + self._results
-                continue
-            except psycopg.Error as exc:
-                log.error(
-                    "recording outcomes failed; retrying",
-                    extra={"fields": {"error": str(exc).strip().splitlines()[0][:300]}},
-                )
-                self._results = batch + self._results
-                await asyncio.sleep(1.0)
-                continue
-            lost = (len(completed) - done) + statuses.count(None) + deferred.count(False)
-            if lost:
-                self._metrics.leases_lost.inc(lost)
-                log.warning(
-                    "lease lost before the outcome was recorded (another worker or the sweep "
-                    "took the event back)",
-                    extra={"fields": {"count": lost}},
-                )
-            for ev, _ in batch:
-                self._in_flight.pop(ev.id, None)
-            self._metrics.in_flight.set(len(self._in_flight))
-            self._capacity.set()
-            self.wake()  # a settled event may unblock its user's next one
+    async def _settle_once(self) -> bool:
+        """Write every outcome recorded so far. False when the database was unavailable (the
+        outcomes are kept for the next try)."""
+        batch, self._results = self._results, []
+        if not batch:
+            return True
+        completed: list[tuple[UUID, UUID, str | None]] = []
+        failures: list[Failure] = []
+        deferrals: list[Deferral] = []
+        for ev, outcome in batch:
+            kind = outcome.kind
+            if kind is Kind.DELIVERED:
+                completed.append((ev.id, ev.lock_token, outcome.provider_ref))
+            elif kind is Kind.RETRY:
+                failures.append(Failure(ev.id, ev.lock_token, outcome.error or "error", True))
+            elif kind in (Kind.PERMANENT, Kind.UNKNOWN):
+                failures.append(Failure(ev.id, ev.lock_token, outcome.error or "error", False))
+            elif kind is Kind.DEFER:
+                deferrals.append(Deferral(ev.id, ev.lock_token, outcome.delay))
+            elif kind is Kind.RELEASE:
+                deferrals.append(Deferral(ev.id, ev.lock_token, 0.0))
+            else:  # DISABLED
+                deferrals.append(Deferral(ev.id, ev.lock_token, self._cfg.disabled_defer))
+        try:
+            done, statuses, deferred = await self._db.settle(completed, failures, deferrals)
+        except DbLost:
+            self._results = batch + self._results
+            return False
+        except psycopg.Error as exc:
+            log.error(
+                "recording outcomes failed; retrying",
+                extra={"fields": {"error": str(exc).strip().splitlines()[0][:300]}},
+            )
+            self._results = batch + self._results
+            await self._wait_for(asyncio.Event(), 1.0)
+            return False
+        lost = (len(completed) - done) + statuses.count(None) + deferred.count(False)
+        if lost:
+            self._metrics.leases_lost.inc(lost)
+            log.warning(
+                "lease lost before the outcome was recorded (another worker or the sweep "
+                "took the event back)",
+                extra={"fields": {"count": lost}},
+            )
+        for ev, _ in batch:
+            self._in_flight.pop(ev.id, None)
+        self._metrics.in_flight.set(len(self._in_flight))
+        self._due_now = True  # a settled event may unblock its user's next one
+        return True
