@@ -1,0 +1,57 @@
+"""Decay under real concurrency: two runs at the same instant, in two sessions, decay once."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import psycopg
+
+WAIT = 30  # seconds: a guard against hangs, never an assertion
+P_NOW = "2026-11-28 12:00:00+00"
+
+
+def test_two_concurrent_runs_at_the_same_instant_decay_once(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as setup:
+        setup.execute(
+            "INSERT INTO nikita.users (telegram_id, onboarding_status, last_interaction_at)"
+            " SELECT 7000 + g, 'completed', %s::timestamptz - interval '10 hours'"
+            " FROM generate_series(1, 20) g",
+            (P_NOW,),
+        )
+    first = psycopg.connect(db_url)  # its transaction stays open until the second one waits
+    first.execute("SELECT nikita.apply_decay(%s)", (P_NOW,))
+    second = psycopg.connect(db_url, autocommit=True)
+    pid = second.info.backend_pid
+
+    def second_run() -> dict:
+        row = second.execute("SELECT nikita.apply_decay(%s)", (P_NOW,)).fetchone()
+        assert row is not None
+        return row[0]
+
+    with ThreadPoolExecutor(1) as pool, psycopg.connect(db_url, autocommit=True) as watch:
+        future = pool.submit(second_run)
+        deadline = time.monotonic() + WAIT
+        while True:  # until the second run is blocked on the first one's row locks
+            row = watch.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+            if row and row[0] == "Lock":
+                break
+            assert time.monotonic() < deadline, "the second run never waited for the first"
+            time.sleep(0.01)
+        first.commit()
+        first.close()
+        result = future.result(timeout=WAIT)
+    second.close()
+
+    assert result["decayed"] == 0, result
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT user_id), sum(delta)"
+            " FROM nikita.score_history WHERE event_type = 'decay'"
+        ).fetchone()
+        assert row == (20, 20, Decimal("-32.00")), "one 1.60 decay row per player, not two"
+        scores = conn.execute("SELECT DISTINCT relationship_score FROM nikita.users").fetchall()
+        assert scores == [(Decimal("48.40"),)]

@@ -1,0 +1,220 @@
+"""nikita.run_job as pg_cron calls it: `CALL nikita.run_job(name)` on an autocommit connection.
+
+run_job COMMITs between its steps, so these paths cannot run inside a pgTAP transaction. No
+timed assertions: overlap is forced by holding the job's advisory lock in another session.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import pytest
+
+LOCK_CLASS = 1313559617
+JOBS = ["decay", "sweep", "summary", "cleanup", "conversations"]
+
+
+def connect(url: str) -> psycopg.Connection:
+    return psycopg.connect(url, autocommit=True)
+
+
+def run_job(conn: psycopg.Connection, name: str) -> None:
+    conn.execute("CALL nikita.run_job(%s)", (name,))
+
+
+def rows(conn: psycopg.Connection, job: str) -> list[dict[str, Any]]:
+    cur = conn.execute(
+        "SELECT status, result, error, duration_ms, completed_at IS NOT NULL AS settled"
+        " FROM nikita.job_executions WHERE job_name = %s ORDER BY id",
+        (job,),
+    )
+    names = [d.name for d in cur.description or []]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def job_locks_held(conn: psycopg.Connection) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid",
+        (LOCK_CLASS,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def eligible_users(conn: psycopg.Connection, n: int, idle_hours: int = 9) -> list[uuid.UUID]:
+    """n chapter-1 players idle `idle_hours` (8 h grace), ids in ascending order."""
+    ids = sorted(uuid.uuid4() for _ in range(n))
+    for i, uid in enumerate(ids):
+        conn.execute(
+            "INSERT INTO nikita.users (id, telegram_id, onboarding_status, last_interaction_at)"
+            " VALUES (%s, %s, 'completed', now() - make_interval(hours => %s))",
+            (uid, 5000 + i, idle_hours),
+        )
+    return ids
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_each_job_completes_with_its_result(db_url: str, job: str) -> None:
+    with connect(db_url) as conn:
+        run_job(conn, job)
+        [row] = rows(conn, job)
+        assert row["status"] == "completed", row
+        assert isinstance(row["result"], dict) and row["result"], row
+        assert row["error"] is None
+        assert row["duration_ms"] is not None and row["duration_ms"] >= 0
+        assert row["settled"]
+        assert job_locks_held(conn) == 0, "the job lock is released"
+
+
+def test_an_overlapping_run_is_skipped_at_once(db_url: str) -> None:
+    with connect(db_url) as holder, connect(db_url) as conn:
+        holder.execute("SELECT pg_advisory_lock(%s, 1)", (LOCK_CLASS,))  # decay's lock
+        run_job(conn, "decay")  # returns: it does not wait for the lock
+        assert [r["status"] for r in rows(conn, "decay")] == ["skipped"]
+        assert rows(conn, "decay")[0]["result"] == {"reason": "the previous run is still running"}
+        health = conn.execute(
+            "SELECT running_now FROM nikita.job_health WHERE job_name = 'decay'"
+        ).fetchone()
+        assert health == (True,)
+        holder.execute("SELECT pg_advisory_unlock(%s, 1)", (LOCK_CLASS,))
+        run_job(conn, "decay")
+        assert [r["status"] for r in rows(conn, "decay")] == ["skipped", "completed"]
+
+
+def test_a_failed_run_keeps_its_row_rolls_back_its_work_and_alerts(db_url: str) -> None:
+    with connect(db_url) as conn:
+        [uid] = eligible_users(conn, 1)
+        conn.execute("UPDATE nikita.settings SET value = '-100777' WHERE key = 'alert_chat_id'")
+        conn.execute(
+            "CREATE FUNCTION nikita.test_refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$BEGIN RAISE EXCEPTION 'disk on fire' USING ERRCODE = '53100'; END$$"
+        )
+        conn.execute(
+            "CREATE TRIGGER test_refuse BEFORE UPDATE ON nikita.users"
+            " FOR EACH ROW EXECUTE FUNCTION nikita.test_refuse()"
+        )
+        run_job(conn, "decay")
+        [row] = rows(conn, "decay")
+        assert row["status"] == "failed"
+        assert row["error"] == "disk on fire (SQLSTATE 53100)"
+        assert row["settled"] and row["duration_ms"] is not None
+        assert row["result"]["decayed"] == 0
+        score = conn.execute(
+            "SELECT relationship_score, decayed_through FROM nikita.users WHERE id = %s", (uid,)
+        ).fetchone()
+        assert score == (50, None), "the job's work was rolled back, its row was not"
+        alert = conn.execute(
+            "SELECT id, event_type, content FROM nikita.scheduled_events WHERE user_id IS NULL"
+        ).fetchall()
+        assert len(alert) == 1
+        assert alert[0][1] == "ops_alert"
+        assert alert[0][2]["chat_id"] == -100777
+        assert "job decay failed" in alert[0][2]["text"]
+        assert "disk on fire" in alert[0][2]["text"]
+        assert row["result"]["alert_event_id"] == str(alert[0][0])
+        assert job_locks_held(conn) == 0
+
+        # Failing again within the hour: a row, no second alert.
+        run_job(conn, "decay")
+        assert [r["status"] for r in rows(conn, "decay")] == ["failed", "failed"]
+        count = conn.execute(
+            "SELECT count(*) FROM nikita.scheduled_events WHERE event_type = 'ops_alert'"
+        ).fetchone()
+        assert count == (1,)
+
+
+def test_a_failed_single_step_job_without_alert_chat(db_url: str) -> None:
+    with connect(db_url) as conn:
+        conn.execute(
+            "UPDATE nikita.settings SET value = '\"-5 minutes\"'"
+            " WHERE key = 'conversation_idle_timeout'"
+        )
+        run_job(conn, "conversations")
+        [row] = rows(conn, "conversations")
+        assert row["status"] == "failed"
+        assert row["error"].startswith("setting conversation_idle_timeout must be positive")
+        assert row["error"].endswith("(SQLSTATE 22023)")
+        assert row["result"] == {}, "no alert chat: no alert"
+        count = conn.execute("SELECT count(*) FROM nikita.scheduled_events").fetchone()
+        assert count == (0,)
+
+
+def test_decay_commits_batch_by_batch_pinned_to_one_instant(db_url: str) -> None:
+    with connect(db_url) as conn:
+        ids = eligible_users(conn, 5)
+        conn.execute("UPDATE nikita.settings SET value = '2' WHERE key = 'decay_batch_size'")
+        run_job(conn, "decay")
+        [row] = rows(conn, "decay")
+        assert row["status"] == "completed"
+        result = row["result"]
+        assert (result["batches"], result["decayed"], result["scanned"]) == (3, 5, 5)
+        assert result["max_batch_ms"] >= 0
+        marks = conn.execute(
+            "SELECT DISTINCT decayed_through FROM nikita.users WHERE id = ANY(%s)", (ids,)
+        ).fetchall()
+        assert len(marks) == 1, "every batch is pinned to the run's p_now"
+        assert marks[0][0] == datetime.fromisoformat(result["p_now"])
+
+
+def test_a_failing_batch_keeps_the_batches_committed_before_it(db_url: str) -> None:
+    with connect(db_url) as conn:
+        ids = eligible_users(conn, 5)
+        conn.execute("UPDATE nikita.settings SET value = '2' WHERE key = 'decay_batch_size'")
+        conn.execute(
+            "CREATE FUNCTION nikita.test_refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$BEGIN RAISE EXCEPTION 'refused'; END$$"
+        )
+        conn.execute(
+            "CREATE TRIGGER test_refuse BEFORE UPDATE ON nikita.users FOR EACH ROW"
+            f" WHEN (OLD.id = '{ids[-1]}') EXECUTE FUNCTION nikita.test_refuse()"
+        )
+        run_job(conn, "decay")
+        [row] = rows(conn, "decay")
+        assert row["status"] == "failed"
+        assert (row["result"]["batches"], row["result"]["decayed"]) == (2, 4)
+        decayed = conn.execute(
+            "SELECT id FROM nikita.users WHERE decayed_through IS NOT NULL ORDER BY id"
+        ).fetchall()
+        assert [r[0] for r in decayed] == ids[:4], "batches 1 and 2 stayed committed"
+
+
+def test_a_running_row_left_by_a_dead_run_is_settled_as_abandoned(db_url: str) -> None:
+    with connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO nikita.job_executions (job_name, started_at)"
+            " VALUES ('sweep', now() - interval '1 hour')"
+        )
+        run_job(conn, "sweep")
+        got = rows(conn, "sweep")
+        assert [r["status"] for r in got] == ["failed", "completed"]
+        assert got[0]["error"].startswith("abandoned")
+
+
+def test_inside_a_transaction_block_it_refuses_and_holds_no_lock(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:  # not autocommit: psycopg opens a transaction
+        with pytest.raises(psycopg.errors.InvalidTransactionTermination):
+            conn.execute("CALL nikita.run_job('cleanup')")
+        conn.rollback()
+        assert job_locks_held(conn) == 0
+    with connect(db_url) as conn:
+        run_job(conn, "cleanup")
+        assert [r["status"] for r in rows(conn, "cleanup")] == ["completed"]
+
+
+def test_results_are_json_objects(db_url: str) -> None:
+    with connect(db_url) as conn:
+        run_job(conn, "cleanup")
+        [row] = rows(conn, "cleanup")
+        assert json.loads(json.dumps(row["result"])) == row["result"]
+        assert set(row["result"]) == {
+            "signup_sessions",
+            "events",
+            "failed_events",
+            "job_executions",
+            "cron_run_details",
+            "abandoned_jobs",
+        }
