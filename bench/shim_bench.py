@@ -302,14 +302,14 @@ def main() -> int:
             f"| due now, p99 (n={lat['due_n']}) | {lat['due_p99']:.2f} ms"
             f" (max {lat['due_max']:.1f}) | ≤ 4 ms |"
         )
-        print(f"| future, called − scheduled_at, p50 | {lat['fut_p50']:.2f} ms | |")
+        print(f"| future, called - scheduled_at, p50 | {lat['fut_p50']:.2f} ms | |")
         print(
             f"| future, p99 (n={lat['fut_n']}) | {lat['fut_p99']:.2f} ms"
             f" (min {lat['fut_min']:.2f}, max {lat['fut_max']:.1f}) | ≤ 20 ms |"
         )
     if dr:
         print(
-            f"| drain {dr['events']:,} due events ({dr['users']:,} users × {dr['per_user']},"
+            f"| drain {dr['events']:,} due events ({dr['users']:,} users x {dr['per_user']},"
             f" batch {dr['batch']}, no-op transport) | {dr['rate']:,.0f} events/s"
             f" (first→last delivered_at {dr['span_s']:.2f} s) | ≥ 20,000/s |"
         )

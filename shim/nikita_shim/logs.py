@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any, TextIO
@@ -21,9 +22,12 @@ def _ts(created: float) -> str:
     )
 
 
+_NEEDS_QUOTES = re.compile(r'[\s"=\\]')
+
+
 def _logfmt_value(value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
-    if text == "" or any(c in text for c in ' "=\n\t\\'):
+    if not text or _NEEDS_QUOTES.search(text):
         return json.dumps(text, ensure_ascii=False)
     return text
 
