@@ -97,17 +97,15 @@ BEGIN
           AND (
               e.user_id IS NULL
               OR (
+                  -- the user's oldest pending event (one probe of
+                  -- scheduled_events_user_pending_idx)
                   NOT EXISTS (
                       SELECT 1 FROM nikita.scheduled_events AS o
                       WHERE o.user_id = e.user_id
                         AND o.status = 'pending'
-                        AND (o.scheduled_at < e.scheduled_at
-                            OR (o.scheduled_at = e.scheduled_at AND o.id < e.id))
+                        AND (o.scheduled_at, o.id) < (e.scheduled_at, e.id)
                   )
-                  AND NOT EXISTS (
-                      SELECT 1 FROM nikita.scheduled_events AS s
-                      WHERE s.user_id = e.user_id AND s.status = 'sending'
-                  )
+                  -- lock the user, then look for its event in flight with a fresh snapshot
                   AND nikita.queue_try_claim_user(e.user_id)
               )
           )

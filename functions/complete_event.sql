@@ -88,7 +88,11 @@ BEGIN
         lock_token = NULL
     FROM unnest(p_ids, p_lock_tokens, p_provider_refs)
         AS i (id, lock_token, provider_ref)
-    WHERE e.id = i.id AND e.lock_token = i.lock_token AND e.status = 'sending';
+    -- A lock token is set only while the event is 'sending' (CHECK
+    -- scheduled_events_lease_when_sending), so the token match is the state check. Spelling
+    -- out status = 'sending' would invite a scan of the partial index of in-flight rows, which
+    -- is full of dead entries during a fast drain; the primary key is the way in.
+    WHERE e.id = i.id AND e.lock_token = i.lock_token;
     GET DIAGNOSTICS v_done = ROW_COUNT;
 
     IF v_done < pg_catalog.cardinality(p_ids) THEN
