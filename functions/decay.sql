@@ -75,15 +75,16 @@ BEGIN
         );
     END IF;
 
-    WITH locked AS (
-        -- Players of the batch with accrual to apply, locked: a concurrent run waits here and
-        -- then sees the new watermark, so two runs at the same instant decay once.
+    WITH due AS (
+        -- Players of the batch with accrual to apply. Not locked: the UPDATE below only takes
+        -- a row that is still as read here (see its WHERE), which is cheaper than FOR UPDATE.
         SELECT
             u.id,
             u.relationship_score,
             u.chapter,
             u.timezone,
             u.decayed_through,
+            u.last_interaction_at,
             r.points_per_hour,
             r.daily_cap,
             greatest(coalesce(u.last_interaction_at, u.created_at) + r.grace, u.decayed_through)
@@ -98,25 +99,32 @@ BEGIN
             AND u.id <= v_last
             AND greatest(coalesce(u.last_interaction_at, u.created_at) + r.grace,
                 u.decayed_through) < p_now
-        FOR UPDATE OF u
     ),
 
-    calc AS (
+    base AS (
         SELECT
             l.id,
             l.relationship_score AS old_score,
             l.chapter,
             l.timezone,
-            l.points_per_hour,
-            l.daily_cap,
+            l.points_per_hour AS rate,
+            l.daily_cap AS cap,
             l.accrue_from,
-            a.hours,
-            a.last_day,
-            a.last_day_total,
-            a.accrued + coalesce(
-                CASE WHEN l.accrue_from = l.decayed_through THEN p.remainder END, 0
-            ) AS total
-        FROM locked AS l
+            l.decayed_through,
+            l.last_interaction_at,
+            (l.accrue_from AT TIME ZONE l.timezone)::date AS first_day,
+            (p_now AT TIME ZONE l.timezone)::date AS last_day,
+            -- What earlier runs already took from the first local day of this accrual.
+            coalesce(
+                CASE
+                    WHEN p.last_day = (l.accrue_from AT TIME ZONE l.timezone)::date
+                        THEN p.last_day_total
+                END, 0
+            ) AS taken,
+            -- The sub-cent rest of the previous run, while the accrual is uninterrupted.
+            coalesce(CASE WHEN l.accrue_from = l.decayed_through THEN p.remainder END, 0)
+                AS carry
+        FROM due AS l
         -- The previous run's row: how much of its last local day was taken, and its rest.
         LEFT JOIN LATERAL (
             SELECT
@@ -131,42 +139,69 @@ BEGIN
                 AND h.event_details ? 'last_day'
             LIMIT 1
         ) AS p ON true
-        -- Per local day of the accrual: its hours, what the cap still allows, the amount.
-        CROSS JOIN LATERAL (
-            SELECT
-                sum(d.hours) AS hours,
-                sum(d.amount) AS accrued,
-                max(d.day) AS last_day,
-                (pg_catalog.array_agg(d.taken + d.amount ORDER BY d.day DESC))[1]
-                    AS last_day_total
-            FROM (
-                SELECT
-                    s.day,
-                    s.hours,
-                    s.taken,
-                    least(greatest(l.daily_cap - s.taken, 0), s.hours * l.points_per_hour)
-                        AS amount
-                FROM (
+    ),
+
+    -- The accrual split at the player's local midnights, each day capped: the first day (less
+    -- what was taken), the whole days between (23, 24 or 25 hours; computed only when there
+    -- are any), the last day. Within one local day first and last are the same segment.
+    parts AS (
+        SELECT
+            b.*,
+            extract(EPOCH FROM p_now - b.accrue_from) / 3600 AS hours,
+            least(
+                greatest(b.cap - b.taken, 0),
+                extract(
+                    EPOCH FROM least(
+                        p_now, (b.first_day + 1)::timestamp AT TIME ZONE b.timezone
+                    ) - b.accrue_from
+                ) / 3600 * b.rate
+            ) AS first_amount,
+            CASE
+                WHEN b.last_day > b.first_day THEN least(
+                    b.cap,
+                    extract(
+                        EPOCH FROM p_now - (b.last_day::timestamp AT TIME ZONE b.timezone)
+                    ) / 3600 * b.rate
+                )
+                ELSE 0
+            END AS last_amount,
+            CASE
+                WHEN b.last_day - b.first_day >= 2 THEN (
                     SELECT
-                        g.day,
-                        extract(
-                            EPOCH FROM
-                            least(p_now, (g.day + 1)::timestamp AT TIME ZONE l.timezone)
-                            - greatest(l.accrue_from, g.day::timestamp AT TIME ZONE l.timezone)
-                        ) / 3600 AS hours,
-                        CASE WHEN g.day = p.last_day THEN p.last_day_total ELSE 0 END AS taken
-                    FROM (
-                        SELECT (l.accrue_from AT TIME ZONE l.timezone)::date + k.k AS day
-                        FROM pg_catalog.generate_series(
-                            0,
-                            (p_now AT TIME ZONE l.timezone)::date
-                            - (l.accrue_from AT TIME ZONE l.timezone)::date
-                        ) AS k (k)
-                    ) AS g
-                ) AS s
-                WHERE s.hours > 0
-            ) AS d
-        ) AS a
+                        sum(least(
+                            b.cap,
+                            extract(
+                                EPOCH FROM
+                                (b.first_day + k.k + 1)::timestamp AT TIME ZONE b.timezone
+                                - (b.first_day + k.k)::timestamp AT TIME ZONE b.timezone
+                            ) / 3600 * b.rate
+                        ))
+                    FROM pg_catalog.generate_series(1, b.last_day - b.first_day - 1) AS k (k)
+                )
+                ELSE 0
+            END AS middle_amount
+        FROM base AS b
+    ),
+
+    calc AS (
+        SELECT
+            x.id,
+            x.old_score,
+            x.chapter,
+            x.timezone,
+            x.rate AS points_per_hour,
+            x.cap AS daily_cap,
+            x.accrue_from,
+            x.decayed_through,
+            x.last_interaction_at,
+            x.hours,
+            x.last_day,
+            CASE
+                WHEN x.last_day > x.first_day THEN x.last_amount
+                ELSE x.taken + x.first_amount
+            END AS last_day_total,
+            x.first_amount + x.middle_amount + x.last_amount + x.carry AS total
+        FROM parts AS x
     ),
 
     settled AS (
@@ -185,7 +220,20 @@ BEGIN
             decayed_through = p_now,
             game_status = CASE WHEN s.new_score = 0 THEN 'game_over' ELSE u.game_status END
         FROM settled AS s
-        WHERE u.id = s.id
+        WHERE
+            u.id = s.id
+            -- Still as read: a concurrent run (which moved the watermark) or the app (which
+            -- changed the score, the last interaction, ...) since the read makes the row skip
+            -- this run. Its watermark stays, so the next run decays it, exactly. Under READ
+            -- COMMITTED a row updated meanwhile is re-checked against these conditions, so two
+            -- runs at the same instant decay once.
+            AND u.decayed_through IS NOT DISTINCT FROM s.decayed_through
+            AND u.last_interaction_at IS NOT DISTINCT FROM s.last_interaction_at
+            AND u.relationship_score = s.old_score
+            AND u.chapter = s.chapter
+            AND u.timezone = s.timezone
+            AND u.game_status = 'active'
+            AND u.onboarding_status IN ('completed', 'skipped')
         RETURNING
             s.id, s.old_score, s.new_score, s.chapter, s.timezone, s.points_per_hour,
             s.daily_cap, s.accrue_from, s.hours, s.last_day, s.last_day_total, s.total,

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Decay over 100,000 and 1,000,000 eligible players, run the way pg_cron runs it:
+# `CALL nikita.run_job('decay')` on its own connection, committing batch by batch.
+#
+#   bench/decay_bench.sh            # sizes 100000 1000000, writes bench/RESULTS-decay.md
+#   bench/decay_bench.sh 100000     # other sizes
+#
+# Uses its own database, nikita_bench_decay, on DATABASE_URL's cluster (default: the embedded
+# one), created fresh, migrated with scripts/migrate.sh and dropped at the end. Never the
+# project database (pg_cron's).
+#
+# The players are in the steady state of an hourly schedule: past their grace, decayed up to
+# one hour ago by a previous run (whose history row the cap lookup reads), spread over the five
+# chapters and five time zones. Figures: the whole run (run_job's duration_ms and the wall clock
+# of the CALL) and the longest batch transaction (run_job's max_batch_ms: from the batch's first
+# statement to the end of its COMMIT).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(100000 1000000)
+base=${DATABASE_URL:-$(scripts/db.sh up)}
+db=nikita_bench_decay
+url=$(.venv/bin/python -c 'import sys; from psycopg.conninfo import make_conninfo; print(make_conninfo(sys.argv[1], dbname=sys.argv[2]))' "$base" "$db")
+psql_=(psql -X -q -v ON_ERROR_STOP=1 --no-psqlrc)
+results=bench/RESULTS-decay.md
+
+"${psql_[@]}" -d "$base" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+trap '"${psql_[@]}" -d "$base" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+DATABASE_URL="$url" scripts/migrate.sh 2>/dev/null
+
+rows=()
+for n in "${sizes[@]}"; do
+    echo "decay bench: $n players: setting up" >&2
+    "${psql_[@]}" -d "$url" <<SQL
+TRUNCATE nikita.users, nikita.job_executions, nikita.scheduled_events CASCADE;
+-- Players past grace (last talked 5 days ago), decayed through an hour ago.
+INSERT INTO nikita.users (id, telegram_id, chapter, relationship_score, onboarding_status,
+    timezone, last_interaction_at, decayed_through, created_at)
+SELECT gen_random_uuid(), g, 1 + g % 5, 80, 'completed',
+       (ARRAY['UTC', 'Asia/Tokyo', 'America/Los_Angeles', 'Europe/Berlin', 'Asia/Kolkata'])[1 + g % 5],
+       now() - interval '5 days', date_trunc('hour', now()) - interval '1 hour',
+       now() - interval '30 days'
+FROM generate_series(1, $n) AS g;
+-- The previous hourly run's history row, read by the daily-cap lookup.
+INSERT INTO nikita.score_history (user_id, score, delta, chapter, event_type, event_details,
+    recorded_at)
+SELECT u.id, u.relationship_score, -0.2, u.chapter, 'decay',
+       jsonb_build_object('last_day', ((u.decayed_through - interval '1 minute')
+                                       AT TIME ZONE u.timezone)::date,
+                          'last_day_total', 1, 'remainder', 0),
+       u.decayed_through
+FROM nikita.users AS u;
+SQL
+    "${psql_[@]}" -d "$url" -c "VACUUM ANALYZE nikita.users" -c "VACUUM ANALYZE nikita.score_history"
+    echo "decay bench: $n players: CALL nikita.run_job('decay')" >&2
+    t0=$(date +%s.%N)
+    "${psql_[@]}" -d "$url" -c "CALL nikita.run_job('decay')"
+    t1=$(date +%s.%N)
+    wall=$(echo "$t1 - $t0" | bc)
+    line=$("${psql_[@]}" -d "$url" -tA -F'|' -c "
+        SELECT status, duration_ms, result ->> 'decayed', result ->> 'batches',
+               result ->> 'max_batch_ms',
+               (SELECT value FROM nikita.settings WHERE key = 'decay_batch_size')
+        FROM nikita.job_executions WHERE job_name = 'decay' ORDER BY id DESC LIMIT 1")
+    IFS='|' read -r status duration decayed batches max_ms batch_size <<<"$line"
+    [ "$status" = completed ] || { echo "decay bench: the run $status" >&2; exit 1; }
+    [ "$decayed" = "$n" ] || { echo "decay bench: decayed $decayed of $n" >&2; exit 1; }
+    echo "decay bench: $n players: ${duration} ms in $batches batches, longest ${max_ms} ms" >&2
+    rows+=("| $n | $batch_size | $batches | $(printf '%.1f' "$(echo "$duration / 1000" | bc -l)") s | $(printf '%.1f' "$wall") s | $max_ms ms |")
+done
+
+{
+    echo "# Decay benchmark"
+    echo
+    echo "Command: \`bench/decay_bench.sh ${sizes[*]}\` ($(date -u +%Y-%m-%dT%H:%MZ))."
+    echo
+    echo "Machine: $(nproc) cores, $(psql -X -tA -d "$url" -c 'SHOW server_version') (fsync $(psql -X -tA -d "$url" -c 'SHOW fsync'), synchronous_commit $(psql -X -tA -d "$url" -c 'SHOW synchronous_commit')), load average before the run $(cut -d' ' -f1-3 /proc/loadavg)."
+    echo
+    echo "Every player eligible and past grace, decayed through one hour ago by a previous run;"
+    echo "the run is \`CALL nikita.run_job('decay')\` exactly as pg_cron sends it: one history row"
+    echo "and one update per player, each batch its own transaction, all pinned to one p_now."
+    echo
+    echo "| players | batch size | batches | run (duration_ms) | wall clock of the CALL | longest transaction |"
+    echo "|---:|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${rows[@]}"
+    echo
+    echo "Target (DESIGN.md): 1,000,000 players in ≤ 30 s, no transaction longer than 2 s."
+} >"$results"
+echo "decay bench: written to $results" >&2
