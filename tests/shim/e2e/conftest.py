@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -28,12 +27,7 @@ def el() -> Iterator[elevenlabs.FakeElevenLabs]:
 
 @pytest.fixture
 def queue_db(db_url: str) -> str:
-    """db_url, with the development stub of the queue functions when SHIM_TEST_STUB_SQL names
-    one (only while functions/ is being written; unset, the real functions are used)."""
-    stub = os.environ.get("SHIM_TEST_STUB_SQL")
-    if stub:
-        with psycopg.connect(db_url, autocommit=True) as c:
-            c.execute(Path(stub).read_text())
+    """The test's own migrated database (the lead's db_url fixture)."""
     return db_url
 
 
