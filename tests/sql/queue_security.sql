@@ -30,7 +30,7 @@ INSERT INTO internal VALUES
 SELECT is(
     (SELECT array_agg(sig ORDER BY sig) FROM api AS a
       JOIN pg_proc AS p ON p.oid = a.sig::regprocedure
-      WHERE NOT p.prosecdef OR p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']),
+      WHERE NOT p.prosecdef OR NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
     NULL, 'every public queue function is SECURITY DEFINER with search_path pinned'
 );
 SELECT is(
