@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,3 +236,50 @@ async def wait_started(
             await asyncio.wait_for(signal.wait(), remaining)
         except TimeoutError:
             pass
+
+
+async def measure_drain(
+    t0: float,
+    n: int,
+    limit_s: float,
+    all_started: asyncio.Event,
+    unfinished: Callable[[], Awaitable[int]],
+) -> dict[str, Any]:
+    """After a worker started at wall time t0 on n queued jobs: wait until the handler saw all
+    n, then poll `unfinished()` every 10 ms until the database shows none left. Bounded by
+    limit_s from t0: on timeout the rate counts the jobs finished so far (timed_out: true)."""
+    deadline = time.monotonic() + max(0.0, limit_s - (time.time() - t0))
+    all_started_s = None
+    try:
+        await asyncio.wait_for(all_started.wait(), max(0.0, deadline - time.monotonic()))
+        all_started_s = time.time() - t0
+    except TimeoutError:
+        pass
+    timed_out = False
+    while True:
+        left = await unfinished()
+        now = time.time()
+        if left == 0:
+            break
+        if time.monotonic() >= deadline:
+            timed_out = True
+            break
+        await asyncio.sleep(0.01)
+    seconds = now - t0
+    return {
+        "eps": round((n - left) / seconds, 1),
+        "seconds": round(seconds, 3),
+        "all_started_s": None if all_started_s is None else round(all_started_s, 3),
+        "finished": n - left,
+        "timed_out": timed_out,
+    }
+
+
+def drain_note(details: list[dict[str, Any]]) -> str:
+    late = [i + 1 for i, d in enumerate(details) if d["timed_out"]]
+    if not late:
+        return ""
+    return (
+        f" DRAIN TIMED OUT in run(s) {late}: the rate there counts only the jobs finished"
+        " within the limit."
+    )

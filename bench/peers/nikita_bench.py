@@ -33,8 +33,10 @@ from benchlib import (
     FUTURE_GRACE_S,
     Sizes,
     WorkerProcess,
+    drain_note,
     future_offsets,
     log,
+    measure_drain,
     parser,
     rss_mb,
     sizes,
@@ -67,6 +69,7 @@ SCHEDULE_ALL = (
 UNFINISHED = "SELECT count(*) FROM nikita.scheduled_events WHERE status IN ('pending', 'sending')"
 TELEGRAM_ID_BASE = 700_000_000
 
+drain_details: list[dict[str, Any]] = []
 started: dict[Any, float] = {}
 due_at: dict[Any, float] = {}
 start_signal = asyncio.Event()
@@ -190,6 +193,10 @@ async def checkpoint(conn: psycopg.AsyncConnection[Any]) -> None:
         pass  # not a superuser: skip
 
 
+async def unfinished(conn: psycopg.AsyncConnection[Any]) -> int:
+    return int((await sql(conn, UNFINISHED))[0][0])
+
+
 async def wait_finished(
     conn: psycopg.AsyncConnection[Any], limit_s: float, alive: Any = None
 ) -> float:
@@ -229,12 +236,18 @@ async def drain(cfg: Config, conn: psycopg.AsyncConnection[Any], sz: Sizes) -> l
         t0 = time.time()
         shim, task = await start_shim(cfg)
         try:
-            await asyncio.wait_for(all_started.wait(), sz.drain_timeout_s)
-            t1 = await wait_finished(conn, sz.drain_timeout_s)
+            d = await measure_drain(
+                t0, sz.drain_jobs, sz.drain_timeout_s, all_started, lambda: unfinished(conn)
+            )
         finally:
             await stop_shim(shim, task)
-        log(f"nikita drain run {run + 1}: {sz.drain_jobs} events in {t1 - t0:.2f}s")
-        out.append(round(sz.drain_jobs / (t1 - t0), 1))
+        log(
+            f"nikita drain run {run + 1}: {d['finished']}/{sz.drain_jobs}"
+            f" in {d['seconds']:.2f}s"
+            f" (handler saw all after {d['all_started_s']}s)"
+        )
+        drain_details.append(d)
+        out.append(d["eps"])
     return out
 
 
@@ -328,8 +341,9 @@ async def main() -> None:
             f" {sz.warmup} warm-up iterations dropped. C: schedule_event(..., at), lateness ="
             " transport called - scheduled_at as stored. D: `nikita-shim run` (noop transports,"
             f" log level warning) as a subprocess, VmRSS after draining {sz.rss_jobs} events"
-            f" and {sz.rss_idle_s:g} s idle.",
+            f" and {sz.rss_idle_s:g} s idle." + drain_note(drain_details),
             "drain_eps": drain_eps,
+            "drain_detail": drain_details,
             "due_now_ms": summary_ms(b, ("p50", "p90", "p99", "max")),
             "future_late_ms": summary_ms(c, ("p50", "p99", "max")),
             "rss_mb": rss_value,

@@ -33,8 +33,10 @@ from benchlib import (
     FUTURE_GRACE_S,
     Sizes,
     WorkerProcess,
+    drain_note,
     future_offsets,
     log,
+    measure_drain,
     parser,
     rss_mb,
     sizes,
@@ -47,6 +49,7 @@ from pgqueuer import AsyncpgDriver, Job, PgQueuer, Queries
 BATCH_SIZE = 25
 BATCH_INSERT = 1000
 
+drain_details: list[dict[str, Any]] = []
 started: dict[int, float] = {}
 due_at: dict[int, float] = {}
 start_signal = asyncio.Event()
@@ -105,6 +108,10 @@ async def insert_due_now(q: Queries, n: int) -> None:
         await q.enqueue(["noop"] * k, [None] * k, [0] * k)
 
 
+async def unfinished(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM pgqueuer"))
+
+
 async def wait_finished(conn: asyncpg.Connection, limit_s: float, alive: Any = None) -> float:
     """Wall time at which the queue table is first empty (finished jobs are moved to the log)."""
     deadline = time.monotonic() + limit_s
@@ -143,12 +150,18 @@ async def drain(dsn: str, q: Queries, conn: asyncpg.Connection, sz: Sizes) -> li
         t0 = time.time()
         worker = start_worker(qm)
         try:
-            await asyncio.wait_for(all_started.wait(), sz.drain_timeout_s)
-            t1 = await wait_finished(conn, sz.drain_timeout_s)
+            d = await measure_drain(
+                t0, sz.drain_jobs, sz.drain_timeout_s, all_started, lambda: unfinished(conn)
+            )
         finally:
             await stop_worker(qm, worker)
-        log(f"pgqueuer drain run {run + 1}: {sz.drain_jobs} jobs in {t1 - t0:.2f}s")
-        out.append(round(sz.drain_jobs / (t1 - t0), 1))
+        log(
+            f"pgqueuer drain run {run + 1}: {d['finished']}/{sz.drain_jobs}"
+            f" in {d['seconds']:.2f}s"
+            f" (handler saw all after {d['all_started_s']}s)"
+        )
+        drain_details.append(d)
+        out.append(d["eps"])
     return out
 
 
@@ -238,8 +251,9 @@ async def main() -> None:
         f" enqueue (commit acknowledged), {sz.warmup} warm-up iterations dropped."
         " C: execute_after (relative to the database clock), lateness = handler start -"
         " job.execute_after as stored. D: QueueManager alone in a subprocess, VmRSS after"
-        f" draining {sz.rss_jobs} jobs and {sz.rss_idle_s:g} s idle.",
+        f" draining {sz.rss_jobs} jobs and {sz.rss_idle_s:g} s idle." + drain_note(drain_details),
         "drain_eps": drain_eps,
+        "drain_detail": drain_details,
         "due_now_ms": summary_ms(b, ("p50", "p90", "p99", "max")),
         "future_late_ms": summary_ms(c, ("p50", "p99", "max")),
         "rss_mb": rss_value,

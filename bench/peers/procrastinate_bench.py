@@ -29,8 +29,10 @@ from benchlib import (
     FUTURE_GRACE_S,
     Sizes,
     WorkerProcess,
+    drain_note,
     future_offsets,
     log,
+    measure_drain,
     parser,
     rss_mb,
     sizes,
@@ -43,6 +45,7 @@ from procrastinate import App, JobContext, PsycopgConnector
 CONCURRENCY = 30
 BATCH_INSERT = 1000
 
+drain_details: list[dict[str, Any]] = []
 started: dict[int, float] = {}
 start_signal = asyncio.Event()
 target = {"n": -1}
@@ -141,13 +144,18 @@ async def drain(app: App, dsn: str, sz: Sizes) -> list[float]:
         t0 = time.time()
         worker = await start_worker(app)
         try:
-            await asyncio.wait_for(all_started.wait(), sz.drain_timeout_s)
-            t1 = await wait_finished(dsn, sz.drain_timeout_s)
+            d = await measure_drain(
+                t0, sz.drain_jobs, sz.drain_timeout_s, all_started, lambda: unfinished(dsn)
+            )
         finally:
             await stop_worker(worker)
-        eps = sz.drain_jobs / (t1 - t0)
-        log(f"procrastinate drain run {run + 1}: {sz.drain_jobs} jobs in {t1 - t0:.2f}s")
-        out.append(round(eps, 1))
+        log(
+            f"procrastinate drain run {run + 1}: {d['finished']}/{sz.drain_jobs}"
+            f" in {d['seconds']:.2f}s"
+            f" (handler saw all after {d['all_started_s']}s)"
+        )
+        drain_details.append(d)
+        out.append(d["eps"])
     return out
 
 
@@ -246,8 +254,9 @@ async def main() -> None:
             " B: latency = handler start - return of defer_async (commit acknowledged),"
             f" {sz.warmup} warm-up iterations dropped. C: schedule_at, lateness = handler"
             " start - scheduled_at. D: worker alone in a subprocess, VmRSS after draining"
-            f" {sz.rss_jobs} jobs and {sz.rss_idle_s:g} s idle.",
+            f" {sz.rss_jobs} jobs and {sz.rss_idle_s:g} s idle." + drain_note(drain_details),
             "drain_eps": drain_eps,
+            "drain_detail": drain_details,
             "due_now_ms": summary_ms(b, ("p50", "p90", "p99", "max")),
             "future_late_ms": summary_ms(c, ("p50", "p99", "max")),
             "rss_mb": rss_value,
