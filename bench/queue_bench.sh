@@ -31,22 +31,24 @@ cleanup
 DATABASE_URL="$url" scripts/migrate.sh 2>/dev/null
 
 log=$(mktemp)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 start=$(date +%s)
 psql -X -v ON_ERROR_STOP=1 -d "$url" \
     -v events="$EVENTS" -v users="$USERS" \
     -v schedule_single="$SCHEDULE_SINGLE" -v schedule_bulk="$SCHEDULE_BULK" \
     -f bench/queue_bench.sql 2>"$log"
 elapsed=$(($(date +%s) - start))
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 results=$(psql -X -At -F ' | ' -d "$url" -c "
     SELECT '| ' || name, n, seconds::numeric(10, 3), coalesce(per_second::text, '-'),
            us_each || ' |'
     FROM bench.results ORDER BY step")
 drained=$(psql -X -At -d "$url" -c "SELECT n FROM bench.left_over")
-# The claim statement's plan, from auto_explain's LOG (stderr): the block with LockRows.
-plan=$(awk '/LOG:  duration/ {buf=""; keep=0} {buf = buf $0 "\n"} /LockRows/ {keep=1}
-            keep && /^$|CTE claimed/ {print buf; exit}' "$log" | sed -n '/^Sort\|^  CTE picked/,$p')
-[ -n "$plan" ] || plan=$(grep -A30 'CTE picked' "$log" | head -30)
+# The claim statement's plan, from auto_explain's LOG (stderr): the block with LockRows, from
+# its top plan node on.
+plan=$(awk '/LOG:  duration/ {if (keep) exit; buf=""; next} {buf = buf $0 "\n"} /LockRows/ {keep=1}
+            END {if (keep) printf "%s", buf}' "$log" | sed -n '/^[A-Z][A-Za-z ]*  (cost=/,$p')
 pg=$(psql -X -At -d "$url" -c "SHOW server_version")
 cpu=$(nproc)
 
@@ -63,7 +65,9 @@ It creates the database \`$DB\` on the embedded cluster (\`scripts/db.sh up\`), 
 \`scripts/migrate.sh\`, runs \`bench/queue_bench.sql\` with psql and drops the database. SQL
 alone: every claim and every batch completion is its own transaction (a procedure that
 COMMITs), as the shim does with a no-op transport; no network round trip is counted.
-PostgreSQL $pg, $cpu cores, fsync on, synchronous_commit on. Run took ${elapsed} s.
+PostgreSQL $pg, $cpu cores, fsync on, synchronous_commit on. Run took ${elapsed} s. Load
+average before/after: $load_before / $load_after (other processes share the cores: small batches,
+whose cost is mostly per call, vary most between runs).
 Measured $(date -u +%Y-%m-%d).
 
 | step | events | seconds | events/s | µs each |
@@ -76,7 +80,7 @@ $results
   one statement" is the function's own cost (validation, recipient look-up, dedupe-safe insert,
   one NOTIFY per call); the bulk INSERT is the table path with the statement trigger.
 
-## Plan of the claim statement (auto_explain, 100,000 due events, batch 100)
+## Plan of the claim statement (auto_explain, $EVENTS due events queued, batch 100)
 
 \`\`\`
 $plan
