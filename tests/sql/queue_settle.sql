@@ -1,7 +1,7 @@
 -- Settling claimed events: complete_event, complete_events, fail_event (backoff, history,
 -- exhaustion), defer_event; stale lock tokens change nothing.
 BEGIN;
-SELECT plan(53);
+SELECT plan(60);
 -- Lease-lost WARNINGs are expected here (their text is tested in tests/shim/test_queue_*.py).
 SET LOCAL client_min_messages = error;
 
@@ -192,6 +192,28 @@ SELECT throws_ok($$SELECT nikita.defer_event(gen_random_uuid(), gen_random_uuid(
     'until must not be null', 'defer_event: null time');
 SELECT throws_ok($$SELECT nikita.defer_event(gen_random_uuid(), gen_random_uuid(), 'infinity')$$,
     '22023', 'until must be a finite time, got infinity', 'defer_event: infinite time');
+
+-- ------------------------------------------------------------------------ lease lost, claimed again
+-- e9's lease expires, the sweep re-queues it and another worker claims it: the first worker's
+-- token is stale for every settling call, and the second claim is untouched by them.
+CREATE TEMP TABLE old_claim AS SELECT pg_temp.tok('e9') AS token;
+UPDATE nikita.scheduled_events SET locked_until = now() - interval '1 second' WHERE id = pg_temp.ev('e9');
+SELECT is((nikita.sweep_events(now()) ->> 'requeued')::int, 1, 'the expired lease is re-queued');
+SELECT is(pg_temp.reclaim('e9'), 2, 'claimed again by the next worker: attempt 2');
+SELECT is(nikita.complete_event(pg_temp.ev('e9'), (SELECT token FROM old_claim)), false,
+    'the first worker''s complete_event: false');
+SELECT is(nikita.fail_event(pg_temp.ev('e9'), (SELECT token FROM old_claim), 'late'), NULL,
+    'the first worker''s fail_event: NULL');
+SELECT is(nikita.defer_event(pg_temp.ev('e9'), (SELECT token FROM old_claim), now()), false,
+    'the first worker''s defer_event: false');
+SELECT results_eq(
+    $$SELECT status, attempts, lock_token IS NOT NULL AND lock_token <> (SELECT token FROM old_claim)
+      FROM nikita.scheduled_events WHERE id = pg_temp.ev('e9')$$,
+    $$VALUES ('sending', 2, true)$$,
+    '... and the second claim is intact'
+);
+SELECT ok(nikita.complete_event(pg_temp.ev('e9'), pg_temp.tok('e9'), 'm9'),
+    'the second worker completes it');
 
 SELECT * FROM finish();
 ROLLBACK;
