@@ -101,11 +101,13 @@ BEGIN
               e.user_id IS NULL
               OR (
                   -- the user's oldest pending event (one probe of
-                  -- scheduled_events_user_pending_idx)
+                  -- scheduled_events_user_pending_idx); one past max_lateness, left to the
+                  -- sweep, does not hold the user's newer events back
                   NOT EXISTS (
                       SELECT 1 FROM nikita.scheduled_events AS o
                       WHERE o.user_id = e.user_id
                         AND o.status = 'pending'
+                        AND o.scheduled_at >= v_oldest
                         AND (o.scheduled_at, o.id) < (e.scheduled_at, e.id)
                   )
                   -- users known (to this statement's snapshot) to have an event in flight:

@@ -2,7 +2,7 @@
 -- exclusivity (in one batch and against events in flight), ops_alert unlimited, lateness, bad
 -- input. Concurrency is proven in tests/shim/test_queue_concurrency.py.
 BEGIN;
-SELECT plan(31);
+SELECT plan(32);
 
 INSERT INTO nikita.users (id, telegram_id, phone)
 SELECT ('00000000-0000-0000-0000-0000000000d' || i)::uuid, 3000 + i, '+4930123456' || i
@@ -30,6 +30,7 @@ CALL pg_temp.sched('ops_1', NULL, '7 minutes');
 CALL pg_temp.sched('ops_2', NULL, '6 minutes');
 CALL pg_temp.sched('u3_future', 3, '-1 minute');
 CALL pg_temp.sched('u4_too_late', 4, '25 hours');
+CALL pg_temp.sched('u4_fresh', 4, '4 minutes');
 CALL pg_temp.sched('u5_busy', 5, '9 minutes');
 CALL pg_temp.sched('u5_waiting', 5, '3 minutes');
 CALL pg_temp.sched('u6_now', 6, '0');
@@ -42,7 +43,7 @@ CREATE TEMP TABLE c1 AS SELECT * FROM nikita.claim_events('w1', 10);
 
 SELECT results_eq(
     $$SELECT e.name FROM c1 JOIN ev AS e USING (id) ORDER BY c1.scheduled_at$$,
-    $$VALUES ('u1_old'), ('u2_voice'), ('ops_1'), ('ops_2'), ('u6_now')$$,
+    $$VALUES ('u1_old'), ('u2_voice'), ('ops_1'), ('ops_2'), ('u4_fresh'), ('u6_now')$$,
     'due events, oldest first; one per user; ops alerts unlimited; due exactly now included'
 );
 SELECT ok(NOT EXISTS (SELECT 1 FROM c1 WHERE id = pg_temp.ev('u1_new')),
@@ -53,9 +54,11 @@ SELECT ok(NOT EXISTS (SELECT 1 FROM c1 WHERE id = pg_temp.ev('u5_waiting')),
     'a user with an event in flight gets nothing');
 SELECT ok(NOT EXISTS (SELECT 1 FROM c1 WHERE id = pg_temp.ev('u4_too_late')),
     'an event past max_lateness is not claimed (sweep_events fails it)');
+SELECT ok(EXISTS (SELECT 1 FROM c1 WHERE id = pg_temp.ev('u4_fresh')),
+    '... nor does it hold back its user''s newer due event');
 SELECT is((SELECT array_agg(DISTINCT attempts) FROM c1), ARRAY[1],
     'attempts counts this claim: first delivery = 1');
-SELECT is((SELECT count(DISTINCT lock_token)::int FROM c1 WHERE lock_token IS NOT NULL), 5,
+SELECT is((SELECT count(DISTINCT lock_token)::int FROM c1 WHERE lock_token IS NOT NULL), 6,
     'a fresh lock token per row');
 SELECT results_eq(
     $$SELECT DISTINCT status, locked_by, locked_until = now() + interval '2 minutes', attempts
