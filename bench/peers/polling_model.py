@@ -96,6 +96,7 @@ def main() -> None:
                 "n": sz.future_jobs,
             },
             "rss_mb": None,
+            "loadavg_1m_start_end": None,  # computed: the machine's load plays no part
             "period_s": period,
             "batch": args.batch,
             "quick": args.quick,
