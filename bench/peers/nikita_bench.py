@@ -138,34 +138,16 @@ async def sql(conn: psycopg.AsyncConnection[Any], query: str, *params: Any) -> l
 
 
 async def setup_users(conn: psycopg.AsyncConnection[Any], n: int) -> list[Any]:
-    """n bench users. The users_timezone_iana CHECK (nikita.is_valid_timezone: a scan of
-    pg_timezone_names, several ms per row here) would make 20,000 inserts take minutes, so it
-    is suspended for this one bulk insert in the throwaway database and put back NOT VALID,
-    same definition. No measured path writes users rows."""
     log(f"nikita: creating {n} users")
     t0 = time.monotonic()
-    rows = await sql(
+    await sql(
         conn,
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-        " WHERE conrelid = 'nikita.users'::regclass AND contype = 'c'"
-        " AND pg_get_constraintdef(oid) LIKE %s",
-        "%is_valid_timezone%",
+        "INSERT INTO nikita.users (telegram_id, onboarding_status)"
+        " SELECT %s + g, 'completed' FROM generate_series(1, %s) g"
+        " ON CONFLICT (telegram_id) DO NOTHING",
+        TELEGRAM_ID_BASE,
+        n,
     )
-    async with conn.transaction():
-        for name, _ in rows:
-            await conn.execute(f'ALTER TABLE nikita.users DROP CONSTRAINT "{name}"')
-        await sql(
-            conn,
-            "INSERT INTO nikita.users (telegram_id, onboarding_status)"
-            " SELECT %s + g, 'completed' FROM generate_series(1, %s) g"
-            " ON CONFLICT (telegram_id) DO NOTHING",
-            TELEGRAM_ID_BASE,
-            n,
-        )
-        for name, definition in rows:
-            await conn.execute(
-                f'ALTER TABLE nikita.users ADD CONSTRAINT "{name}" {definition} NOT VALID'
-            )
     log(f"nikita: users ready in {time.monotonic() - t0:.1f}s")
     rows = await sql(
         conn,
@@ -335,8 +317,6 @@ async def main() -> None:
             "notes": "Real nikita_shim Shim in the driver's process (asyncio.run, as `nikita-shim"
             " run`) with a recording no-op transport; events via nikita.schedule_event, one"
             " user per event (per-user exclusivity); finished = no event pending/sending."
-            " Bench users are bulk-created with the users timezone CHECK suspended (slow,"
-            " see docs/bench.md)."
             " B: latency = transport called - return of schedule_event (commit acknowledged),"
             f" {sz.warmup} warm-up iterations dropped. C: schedule_event(..., at), lateness ="
             " transport called - scheduled_at as stored. D: `nikita-shim run` (noop transports,"
