@@ -1,9 +1,16 @@
 -- Decay (DESIGN.md "Decay, exactly").
 --
---   nikita.apply_decay(p_now)                     the whole run in one call (one transaction)
---   nikita.apply_decay_batch(p_now, p_after, n)   one batch: the next n eligible players by id
---                                                 after p_after; what run_job('decay') commits
---                                                 one by one, every batch pinned to one p_now
+--   nikita.apply_decay(p_now)                        the whole run in one call (one transaction)
+--   nikita.apply_decay_batch(p_now, first_page, n)   one batch: the players stored on n pages of
+--                                                    nikita.users from first_page on; what
+--                                                    run_job('decay') commits one by one, every
+--                                                    batch pinned to one p_now
+--   nikita.decay_batch_pages()                       pages per batch for setting
+--                                                    decay_batch_size (players per batch)
+--
+-- Batches follow the table's physical order (TID ranges), not the ids: a batch reads, updates
+-- and writes history for players stored together, so each page is touched by one batch only
+-- (ids are random uuids: batches by id touched every page of the table in every batch).
 --
 -- The rules, per eligible player (game_status active, onboarding completed or skipped):
 --   accrual runs from greatest(coalesce(last_interaction_at, created_at) + grace,
@@ -20,12 +27,40 @@
 --   Score reaching 0: game_status game_over, a 'decay_game_over' row, pending events cancelled
 --   and a game_over Telegram message queued (setting game_over_text), in the same transaction.
 --
--- Errors: 22004 p_now is NULL; 22023 p_now is infinite, or a batch size below 1.
+-- Errors: 22004 p_now is NULL; 22023 p_now is infinite, a bad page range, or a batch size
+-- (decay_batch_size) outside 1 .. 1000000.
+
+-- The first version batched by id; its signature is gone.
+DROP FUNCTION IF EXISTS nikita.apply_decay_batch(timestamptz, uuid, integer);
+
+CREATE OR REPLACE FUNCTION nikita.decay_batch_pages()
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_size bigint := nikita.setting_bigint('decay_batch_size');
+    v_per_page double precision;
+BEGIN
+    IF v_size IS NULL OR v_size < 1 OR v_size > 1000000 THEN
+        RAISE EXCEPTION 'setting decay_batch_size must be between 1 and 1000000, got %',
+            coalesce(v_size::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    -- Players per page from the planner's statistics (30 before the first ANALYZE).
+    SELECT CASE WHEN c.relpages > 0 AND c.reltuples > 0 THEN c.reltuples / c.relpages END
+    INTO v_per_page
+    FROM pg_catalog.pg_class AS c
+    WHERE c.oid = 'nikita.users'::pg_catalog.regclass;
+    RETURN greatest(1, ceil(v_size / coalesce(v_per_page, 30)))::integer;
+END
+$$;
+COMMENT ON FUNCTION nikita.decay_batch_pages()
+IS 'Pages of nikita.users per decay batch: setting decay_batch_size over players per page.';
 
 CREATE OR REPLACE FUNCTION nikita.apply_decay_batch(
     p_now timestamptz,
-    p_after uuid,
-    p_limit integer
+    p_first_page bigint,
+    p_pages integer
 )
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
@@ -34,10 +69,10 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 DECLARE
-    -- The lowest uuid: the batch range starts here when p_after is NULL.
-    v_lo uuid := coalesce(p_after, '00000000-0000-0000-0000-000000000000'::uuid);
-    v_scanned integer;
-    v_last uuid;
+    v_lo tid;
+    v_hi tid;
+    v_table_pages bigint;
+    v_due integer;
     v_decayed integer;
     v_points numeric;
     v_game_over uuid[];
@@ -49,31 +84,18 @@ BEGIN
     IF NOT pg_catalog.isfinite(p_now) THEN
         RAISE EXCEPTION 'p_now must be a finite time, got %', p_now USING ERRCODE = '22023';
     END IF;
-    IF p_limit IS NULL OR p_limit < 1 THEN
-        RAISE EXCEPTION 'batch size must be at least 1, got %', coalesce(p_limit::text, 'NULL')
-            USING ERRCODE = '22023';
+    IF p_first_page IS NULL OR p_first_page < 0 OR p_first_page >= 4294967295 THEN
+        RAISE EXCEPTION 'first page must be between 0 and 4294967294, got %',
+            coalesce(p_first_page::text, 'NULL') USING ERRCODE = '22023';
     END IF;
-
-    -- The batch: the next p_limit eligible players by id (users_decay_eligible_idx).
-    SELECT count(*)::integer, (pg_catalog.array_agg(b.id ORDER BY b.id DESC))[1]
-    INTO v_scanned, v_last
-    FROM (
-        SELECT u.id
-        FROM nikita.users AS u
-        WHERE
-            u.game_status = 'active'
-            AND u.onboarding_status IN ('completed', 'skipped')
-            AND u.id >= v_lo
-            AND u.id IS DISTINCT FROM p_after
-        ORDER BY u.id
-        LIMIT p_limit
-    ) AS b;
-
-    IF v_scanned = 0 THEN
-        RETURN pg_catalog.jsonb_build_object(
-            'scanned', 0, 'last_id', NULL, 'decayed', 0, 'game_overs', 0, 'points', 0
-        );
+    IF p_pages IS NULL OR p_pages < 1 THEN
+        RAISE EXCEPTION 'pages per batch must be at least 1, got %',
+            coalesce(p_pages::text, 'NULL') USING ERRCODE = '22023';
     END IF;
+    v_lo := pg_catalog.format('(%s,0)', p_first_page)::tid;
+    v_hi := pg_catalog.format('(%s,0)', least(p_first_page + p_pages, 4294967295))::tid;
+    v_table_pages := pg_catalog.pg_relation_size('nikita.users'::pg_catalog.regclass)
+        / pg_catalog.current_setting('block_size')::bigint;
 
     WITH due AS (
         -- Players of the batch with accrual to apply. Not locked: the UPDATE below only takes
@@ -94,9 +116,8 @@ BEGIN
         WHERE
             u.game_status = 'active'
             AND u.onboarding_status IN ('completed', 'skipped')
-            AND u.id >= v_lo
-            AND u.id IS DISTINCT FROM p_after
-            AND u.id <= v_last
+            AND u.ctid >= v_lo
+            AND u.ctid < v_hi
             AND greatest(coalesce(u.last_interaction_at, u.created_at) + r.grace,
                 u.decayed_through) < p_now
     ),
@@ -183,7 +204,8 @@ BEGIN
         FROM base AS b
     ),
 
-    calc AS (
+    -- Materialized: computed once per player, not once per use in the statements below.
+    calc AS MATERIALIZED (
         SELECT
             x.id,
             x.old_score,
@@ -222,6 +244,8 @@ BEGIN
         FROM settled AS s
         WHERE
             u.id = s.id
+            AND u.ctid >= v_lo
+            AND u.ctid < v_hi
             -- Still as read: a concurrent run (which moved the watermark) or the app (which
             -- changed the score, the last interaction, ...) since the read makes the row skip
             -- this run. Its watermark stays, so the next run decays it, exactly. Under READ
@@ -254,9 +278,6 @@ BEGIN
                 'hours', round(up.hours, 4),
                 'from', up.accrue_from,
                 'to', p_now,
-                'rate', up.points_per_hour,
-                'daily_cap', up.daily_cap,
-                'timezone', up.timezone,
                 'last_day', up.last_day,
                 'last_day_total', round(up.last_day_total, 12),
                 'remainder', round(up.total - up.applied, 12)
@@ -278,10 +299,11 @@ BEGIN
     )
 
     SELECT
+        (SELECT count(*)::integer FROM calc),
         count(*)::integer,
         coalesce(sum(up.old_score - up.new_score), 0),
         pg_catalog.array_agg(up.id) FILTER (WHERE up.new_score = 0)
-    INTO v_decayed, v_points, v_game_over
+    INTO v_due, v_decayed, v_points, v_game_over
     FROM upd AS up;
 
     IF v_game_over IS NOT NULL THEN
@@ -299,32 +321,32 @@ BEGIN
     END IF;
 
     RETURN pg_catalog.jsonb_build_object(
-        'scanned', v_scanned,
-        'last_id', v_last,
+        'due', v_due,
         'decayed', v_decayed,
         'game_overs', coalesce(pg_catalog.cardinality(v_game_over), 0),
-        'points', v_points
+        'points', v_points,
+        'next_page', p_first_page + p_pages,
+        'table_pages', v_table_pages
     );
 END
 $$;
-COMMENT ON FUNCTION nikita.apply_decay_batch(timestamptz, uuid, integer) IS
-'Decay, as of p_now, the next p_limit eligible players by id after p_after (NULL: from the '
-'start). Returns {scanned, last_id, decayed, game_overs, points}; the caller continues after '
-'last_id while scanned = p_limit. run_job(''decay'') commits each batch separately.';
+COMMENT ON FUNCTION nikita.apply_decay_batch(timestamptz, bigint, integer) IS
+'Decay, as of p_now, the eligible players stored on pages p_first_page .. p_first_page + '
+'p_pages - 1 of nikita.users. Returns {due, decayed, game_overs, points, next_page, '
+'table_pages}; the caller continues at next_page while it is below table_pages. '
+'run_job(''decay'') commits each batch separately.';
 
 CREATE OR REPLACE FUNCTION nikita.apply_decay(p_now timestamptz DEFAULT pg_catalog.now())
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
--- Row estimates over lateral series are rough: JIT would compile for a second, for nothing.
-SET jit = off
 AS $$
 DECLARE
-    v_size bigint;
-    v_after uuid;
+    v_pages integer;
+    v_page bigint := 0;
     v_batch jsonb;
     v_batches integer := 0;
-    v_scanned bigint := 0;
+    v_due bigint := 0;
     v_decayed bigint := 0;
     v_game_overs bigint := 0;
     v_points numeric := 0;
@@ -332,34 +354,31 @@ BEGIN
     IF p_now IS NULL THEN
         RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
     END IF;
-    v_size := nikita.setting_bigint('decay_batch_size');
-    IF v_size IS NULL OR v_size < 1 OR v_size > 1000000 THEN
-        RAISE EXCEPTION 'setting decay_batch_size must be between 1 and 1000000, got %',
-            coalesce(v_size::text, 'NULL') USING ERRCODE = '22023';
-    END IF;
+    v_pages := nikita.decay_batch_pages();
     LOOP
-        v_batch := nikita.apply_decay_batch(p_now, v_after, v_size::integer);
+        v_batch := nikita.apply_decay_batch(p_now, v_page, v_pages);
         v_batches := v_batches + 1;
-        v_scanned := v_scanned + (v_batch ->> 'scanned')::bigint;
+        v_due := v_due + (v_batch ->> 'due')::bigint;
         v_decayed := v_decayed + (v_batch ->> 'decayed')::bigint;
         v_game_overs := v_game_overs + (v_batch ->> 'game_overs')::bigint;
         v_points := v_points + (v_batch ->> 'points')::numeric;
-        EXIT WHEN (v_batch ->> 'scanned')::bigint < v_size;
-        v_after := (v_batch ->> 'last_id')::uuid;
+        v_page := (v_batch ->> 'next_page')::bigint;
+        EXIT WHEN v_page >= (v_batch ->> 'table_pages')::bigint;
     END LOOP;
     RETURN pg_catalog.jsonb_build_object(
         'decayed', v_decayed,
         'game_overs', v_game_overs,
         'points', v_points,
-        'scanned', v_scanned,
+        'due', v_due,
         'batches', v_batches
     );
 END
 $$;
 COMMENT ON FUNCTION nikita.apply_decay(timestamptz) IS
-'Apply decay to every eligible player as of p_now, in one transaction (batches of setting '
-'decay_batch_size). Returns {decayed, game_overs, points, scanned, batches}. The scheduled job '
+'Apply decay to every eligible player as of p_now, in one transaction (batches of about '
+'setting decay_batch_size players). Returns {decayed, game_overs, points, due, batches}. The '
+'scheduled job '
 '(run_job(''decay'')) runs the same batches committing each one.';
 
-REVOKE EXECUTE ON FUNCTION nikita.apply_decay_batch(timestamptz, uuid, integer),
-nikita.apply_decay(timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION nikita.apply_decay_batch(timestamptz, bigint, integer),
+nikita.apply_decay(timestamptz), nikita.decay_batch_pages() FROM PUBLIC;

@@ -6,7 +6,8 @@
 --   2. any 'running' row left by a dead run of this job is failed as abandoned, a 'running' row
 --      is written, COMMIT (the run is visible, and survives whatever the job does);
 --   3. the job runs inside a subtransaction (an exception block), pinned to one p_now: decay as
---      batches of setting decay_batch_size, each committed on its own; the others in one step;
+--      batches of about decay_batch_size players (ranges of pages of nikita.users), each
+--      committed on its own; the others in one step;
 --   4. the row becomes 'completed' (result, duration_ms) or 'failed' (error; the job's work is
 --      rolled back, the row is not), an ops_alert is queued for a failure, COMMIT, unlock.
 -- Consequences: run_job must be CALLed outside a transaction block (it begins with a COMMIT, so
@@ -79,14 +80,14 @@ DECLARE
     v_alert uuid;
     v_alert_error text;
     -- decay
-    v_size integer;
-    v_after uuid;
+    v_pages integer;
+    v_page bigint := 0;
     v_batch jsonb;
     v_t0 timestamptz;
     v_ms numeric;
     v_max_ms numeric := 0;
     v_batches integer := 0;
-    v_scanned bigint := 0;
+    v_due bigint := 0;
     v_decayed bigint := 0;
     v_game_overs bigint := 0;
     v_points numeric := 0;
@@ -130,19 +131,15 @@ BEGIN
 
     IF p_name = 'decay' THEN
         BEGIN
-            v_size := nikita.setting_bigint('decay_batch_size')::integer;
-            IF v_size IS NULL OR v_size < 1 THEN
-                RAISE EXCEPTION 'setting decay_batch_size must be at least 1, got %',
-                    coalesce(v_size::text, 'NULL') USING ERRCODE = '22023';
-            END IF;
+            v_pages := nikita.decay_batch_pages();
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
         END;
-        -- One transaction per batch, all pinned to v_now.
+        -- One transaction per batch (a range of pages of nikita.users), all pinned to v_now.
         WHILE v_error IS NULL LOOP
             v_t0 := pg_catalog.clock_timestamp();
             BEGIN
-                v_batch := nikita.apply_decay_batch(v_now, v_after, v_size);
+                v_batch := nikita.apply_decay_batch(v_now, v_page, v_pages);
             EXCEPTION WHEN OTHERS OR query_canceled THEN
                 GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
             END;
@@ -151,18 +148,18 @@ BEGIN
             v_ms := extract(EPOCH FROM pg_catalog.clock_timestamp() - v_t0) * 1000;
             v_max_ms := greatest(v_max_ms, v_ms);
             v_batches := v_batches + 1;
-            v_scanned := v_scanned + (v_batch ->> 'scanned')::bigint;
+            v_due := v_due + (v_batch ->> 'due')::bigint;
             v_decayed := v_decayed + (v_batch ->> 'decayed')::bigint;
             v_game_overs := v_game_overs + (v_batch ->> 'game_overs')::bigint;
             v_points := v_points + (v_batch ->> 'points')::numeric;
-            EXIT WHEN (v_batch ->> 'scanned')::integer < v_size;
-            v_after := (v_batch ->> 'last_id')::uuid;
+            v_page := (v_batch ->> 'next_page')::bigint;
+            EXIT WHEN v_page >= (v_batch ->> 'table_pages')::bigint;
         END LOOP;
         v_result := pg_catalog.jsonb_build_object(
             'decayed', v_decayed,
             'game_overs', v_game_overs,
             'points', v_points,
-            'scanned', v_scanned,
+            'due', v_due,
             'batches', v_batches,
             'max_batch_ms', round(v_max_ms, 1),
             'p_now', v_now

@@ -143,43 +143,68 @@ def test_a_failed_single_step_job_without_alert_chat(db_url: str) -> None:
         assert count == (0,)
 
 
+def many_pages_of_players(conn: psycopg.Connection, n: int = 300) -> int:
+    """n decaying players over several pages, one page per batch; returns the page count."""
+    eligible_users(conn, n)
+    conn.execute("ANALYZE nikita.users")
+    conn.execute("UPDATE nikita.settings SET value = '1' WHERE key = 'decay_batch_size'")
+    row = conn.execute(
+        "SELECT pg_relation_size('nikita.users') / current_setting('block_size')::int"
+    ).fetchone()
+    assert row is not None and row[0] > 2, "the players must span several pages"
+    return int(row[0])
+
+
 def test_decay_commits_batch_by_batch_pinned_to_one_instant(db_url: str) -> None:
     with connect(db_url) as conn:
-        ids = eligible_users(conn, 5)
-        conn.execute("UPDATE nikita.settings SET value = '2' WHERE key = 'decay_batch_size'")
+        pages = many_pages_of_players(conn)
         run_job(conn, "decay")
         [row] = rows(conn, "decay")
         assert row["status"] == "completed"
         result = row["result"]
-        assert (result["batches"], result["decayed"], result["scanned"]) == (3, 5, 5)
+        assert (result["decayed"], result["due"]) == (300, 300)
+        # One page per batch; the table may grow while rows move, and the loop follows it.
+        assert result["batches"] >= pages
         assert result["max_batch_ms"] >= 0
-        marks = conn.execute(
-            "SELECT DISTINCT decayed_through FROM nikita.users WHERE id = ANY(%s)", (ids,)
-        ).fetchall()
+        marks = conn.execute("SELECT DISTINCT decayed_through FROM nikita.users").fetchall()
         assert len(marks) == 1, "every batch is pinned to the run's p_now"
         assert marks[0][0] == datetime.fromisoformat(result["p_now"])
 
 
 def test_a_failing_batch_keeps_the_batches_committed_before_it(db_url: str) -> None:
     with connect(db_url) as conn:
-        ids = eligible_users(conn, 5)
-        conn.execute("UPDATE nikita.settings SET value = '2' WHERE key = 'decay_batch_size'")
+        assert many_pages_of_players(conn) > 2
+        # A player on the last page refuses to be updated: the last batch fails.
         conn.execute(
             "CREATE FUNCTION nikita.test_refuse() RETURNS trigger LANGUAGE plpgsql AS"
             " $$BEGIN RAISE EXCEPTION 'refused'; END$$"
         )
+        row = conn.execute(
+            "SELECT id, (ctid::text::point)[0]::int FROM nikita.users ORDER BY ctid DESC LIMIT 1"
+        ).fetchone()
+        assert row is not None
+        refused, last_page = row
         conn.execute(
             "CREATE TRIGGER test_refuse BEFORE UPDATE ON nikita.users FOR EACH ROW"
-            f" WHEN (OLD.id = '{ids[-1]}') EXECUTE FUNCTION nikita.test_refuse()"
+            f" WHEN (OLD.id = '{refused}') EXECUTE FUNCTION nikita.test_refuse()"
         )
+        before_last = conn.execute(
+            "SELECT count(*) FROM nikita.users WHERE (ctid::text::point)[0] < %s", (last_page,)
+        ).fetchone()
+        assert before_last is not None and before_last[0] > 0
         run_job(conn, "decay")
-        [row] = rows(conn, "decay")
-        assert row["status"] == "failed"
-        assert (row["result"]["batches"], row["result"]["decayed"]) == (2, 4)
+        [job] = rows(conn, "decay")
+        assert job["status"] == "failed"
+        assert job["error"] == "refused (SQLSTATE P0001)"
+        # One page per batch: the batches of the pages before the refused player's committed.
+        assert (job["result"]["batches"], job["result"]["decayed"]) == (last_page, before_last[0])
         decayed = conn.execute(
-            "SELECT id FROM nikita.users WHERE decayed_through IS NOT NULL ORDER BY id"
-        ).fetchall()
-        assert [r[0] for r in decayed] == ids[:4], "batches 1 and 2 stayed committed"
+            "SELECT count(*) FILTER (WHERE decayed_through IS NOT NULL),"
+            " bool_or(decayed_through IS NOT NULL) FILTER (WHERE id = %s)"
+            " FROM nikita.users",
+            (refused,),
+        ).fetchone()
+        assert decayed == (before_last[0], False), "the batches before the last stayed committed"
 
 
 def test_a_running_row_left_by_a_dead_run_is_settled_as_abandoned(db_url: str) -> None:

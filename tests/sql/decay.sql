@@ -2,7 +2,7 @@
 -- in three time zones, catch-up, idempotence, eligibility, the game-over path, bad input.
 -- The run's instant is pinned (p_now); rows are backdated relative to it.
 BEGIN;
-SELECT plan(41);
+SELECT plan(43);
 SET LOCAL timezone = 'UTC';
 
 -- A player numbered n: chapter, idle time before 2026-11-28 12:00Z, time zone, score, status.
@@ -38,8 +38,8 @@ SELECT pg_temp.player(33, 2, interval '18 hours 30 minutes'); -- 2.5 h at 0.6
 
 SELECT is(
     nikita.apply_decay('2026-11-28 12:00Z'),
-    '{"decayed": 7, "game_overs": 0, "points": 3.81, "scanned": 13, "batches": 1}'::jsonb,
-    'the run reports decayed players, points, scanned players and batches'
+    '{"decayed": 7, "game_overs": 0, "points": 3.81, "due": 8, "batches": 1}'::jsonb,
+    'the run reports decayed players, points, players with accrual (due) and batches'
 );
 SELECT results_eq(
     $$SELECT relationship_score, decayed_through FROM nikita.users
@@ -280,16 +280,26 @@ DROP TRIGGER test_refuse ON nikita.scheduled_events;
 -- Batches, bad input
 -- ---------------------------------------------------------------------------------------------
 DELETE FROM nikita.users;
-SELECT pg_temp.player(90 + i, 1, interval '9 hours') FROM generate_series(1, 5) AS i;
-UPDATE nikita.settings SET value = '2' WHERE key = 'decay_batch_size';
-SELECT is(
-    nikita.apply_decay('2026-11-28 12:00Z'),
-    '{"decayed": 5, "game_overs": 0, "points": 4.00, "scanned": 5, "batches": 3}'::jsonb,
-    'batches of decay_batch_size (2): three batches cover five players once'
+SELECT count(pg_temp.player(1000 + i, 1, interval '9 hours')) FROM generate_series(1, 200) AS i;
+ANALYZE nikita.users;
+UPDATE nikita.settings SET value = '60' WHERE key = 'decay_batch_size';
+SELECT cmp_ok(nikita.decay_batch_pages(), '<',
+    (pg_relation_size('nikita.users') / current_setting('block_size')::int)::int,
+    'decay_batch_size (60 players) spans fewer pages than the table');
+CREATE TEMP TABLE batched AS SELECT nikita.apply_decay('2026-11-28 12:00Z') AS r;
+SELECT results_eq(
+    $$SELECT (r ->> 'decayed')::int, (r ->> 'batches')::int > 1 FROM batched$$,
+    $$VALUES (200, true)$$,
+    'batches of pages cover the whole table: 200 players decayed over several batches'
+);
+SELECT results_eq(
+    $$SELECT count(*)::int, count(DISTINCT user_id)::int FROM nikita.score_history$$,
+    $$VALUES (200, 200)$$,
+    '... each exactly once'
 );
 SELECT is(
-    nikita.apply_decay_batch('2026-11-28 12:00Z', pg_temp.id(93), 10) ->> 'scanned', '2',
-    'apply_decay_batch continues after p_after'
+    nikita.apply_decay_batch('2026-11-28 13:00Z', 100000, 10) ->> 'due', '0',
+    'a page range past the end of the table decays nobody'
 );
 
 SELECT throws_ok($$SELECT nikita.apply_decay(NULL)$$, '22004', 'p_now must not be null',
@@ -303,7 +313,7 @@ SELECT throws_ok($$SELECT nikita.apply_decay('2026-11-29 12:00Z')$$, '22023',
 SELECT results_eq(
     $$SELECT sum(relationship_score), max(decayed_through),
              (SELECT count(*)::int FROM nikita.score_history) FROM nikita.users$$,
-    $$VALUES (246.00::numeric, timestamptz '2026-11-28 12:00Z', 5)$$,
+    $$VALUES (9840.00::numeric, timestamptz '2026-11-28 12:00Z', 200)$$,
     'refused runs change nothing'
 );
 

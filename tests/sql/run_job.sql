@@ -54,7 +54,8 @@ SELECT isnt(nikita.queue_job_alert('sweep', 'other', '2026-11-28 12:20Z'), NULL,
 CREATE TEMP TABLE jobs_api (sig regprocedure, definer boolean, worker boolean);
 INSERT INTO jobs_api VALUES
 ('nikita.apply_decay(timestamptz)', false, false),
-('nikita.apply_decay_batch(timestamptz,uuid,integer)', false, false),
+('nikita.apply_decay_batch(timestamptz,bigint,integer)', false, false),
+('nikita.decay_batch_pages()', false, false),
 ('nikita.generate_daily_summaries(timestamptz,interval)', false, false),
 ('nikita.detect_stale_conversations(timestamptz)', false, false),
 ('nikita.conversation_max_attempts()', false, false),
