@@ -9,11 +9,10 @@
 # one), created fresh, migrated with scripts/migrate.sh and dropped at the end. Never the
 # project database (pg_cron's).
 #
-# The players are in the steady state of an hourly schedule: past their grace, decayed up to
-# one hour ago by a previous run (whose history row the cap lookup reads), spread over the five
-# chapters and five time zones. Figures: the whole run (run_job's duration_ms and the wall clock
-# of the CALL) and the longest batch transaction (run_job's max_batch_ms: from the batch's first
-# statement to the end of its COMMIT).
+# Two scenarios per size (see run_one): the hourly steady state and a catch-up run. Figures:
+# the whole run (run_job's duration_ms and the wall clock of the CALL) and the longest batch
+# transaction (run_job's max_batch_ms: from the batch's first statement to the end of its
+# COMMIT).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,31 +29,49 @@ results=bench/RESULTS-decay.md
 trap '"${psql_[@]}" -d "$base" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 DATABASE_URL="$url" scripts/migrate.sh 2>/dev/null
 
+# run_one SCENARIO N: set up N players, CALL run_job('decay'), append a result row.
 rows=()
-for n in "${sizes[@]}"; do
-    echo "decay bench: $n players: setting up" >&2
-    "${psql_[@]}" -d "$url" <<SQL
-TRUNCATE nikita.users, nikita.job_executions, nikita.scheduled_events CASCADE;
--- Players past grace (last talked 5 days ago), decayed through an hour ago.
+run_one() {
+    local scenario=$1 n=$2
+    echo "decay bench: $scenario, $n players: setting up" >&2
+    "${psql_[@]}" -d "$url" -c "TRUNCATE nikita.users, nikita.job_executions, nikita.scheduled_events CASCADE" 2>/dev/null
+    if [ "$scenario" = hourly ]; then
+        # Idle for days, decayed through an hour ago, in the 16 zones (one per UTC offset) where
+        # it is between 01:00 and 11:00 now, so that no player has reached the day's cap:
+        # every one of them decays. Each has the previous run's history row.
+        "${psql_[@]}" -d "$url" <<SQL
+CREATE TEMP TABLE zones AS
+SELECT row_number() OVER (ORDER BY utc_offset) - 1 AS i, name
+FROM (SELECT DISTINCT ON (utc_offset) name, utc_offset FROM pg_timezone_names
+      WHERE name ~ '^(Europe|Asia|America|Australia|Pacific|Africa)/'
+        AND (now() AT TIME ZONE name)::time BETWEEN '01:00' AND '11:00'
+      ORDER BY utc_offset, name) AS z;
 INSERT INTO nikita.users (id, telegram_id, chapter, relationship_score, onboarding_status,
     timezone, last_interaction_at, decayed_through, created_at)
 SELECT gen_random_uuid(), g, 1 + g % 5, 80, 'completed',
-       (ARRAY['UTC', 'Asia/Tokyo', 'America/Los_Angeles', 'Europe/Berlin', 'Asia/Kolkata'])[1 + g % 5],
-       now() - interval '5 days', date_trunc('hour', now()) - interval '1 hour',
-       now() - interval '30 days'
+       (SELECT name FROM zones WHERE i = g % (SELECT count(*) FROM zones)),
+       now() - interval '5 days', now() - interval '1 hour', now() - interval '30 days'
 FROM generate_series(1, $n) AS g;
--- The previous hourly run's history row, read by the daily-cap lookup.
 INSERT INTO nikita.score_history (user_id, score, delta, chapter, event_type, event_details,
     recorded_at)
-SELECT u.id, u.relationship_score, -0.2, u.chapter, 'decay',
-       jsonb_build_object('last_day', ((u.decayed_through - interval '1 minute')
-                                       AT TIME ZONE u.timezone)::date,
-                          'last_day_total', 1, 'remainder', 0),
-       u.decayed_through
+SELECT u.id, u.relationship_score, -0.2, u.chapter, 'decay', '{}', u.decayed_through
 FROM nikita.users AS u;
 SQL
-    "${psql_[@]}" -d "$url" -c "VACUUM ANALYZE nikita.users" -c "VACUUM ANALYZE nikita.score_history"
-    echo "decay bench: $n players: CALL nikita.run_job('decay')" >&2
+    else
+        # First run after a two-day silence: never decayed, last talk 2.5 days ago, in five
+        # zones; every player decays over three or four local days (the whole days capped).
+        "${psql_[@]}" -d "$url" <<SQL
+INSERT INTO nikita.users (id, telegram_id, chapter, relationship_score, onboarding_status,
+    timezone, last_interaction_at, created_at)
+SELECT gen_random_uuid(), g, 1 + g % 5, 80, 'completed',
+       (ARRAY['UTC', 'Asia/Tokyo', 'America/Los_Angeles', 'Europe/Berlin', 'Asia/Kolkata'])[1 + g % 5],
+       now() - interval '60 hours' - interval '72 hours', now() - interval '30 days'
+FROM generate_series(1, $n) AS g;
+SQL
+    fi
+    "${psql_[@]}" -d "$url" -c "VACUUM ANALYZE nikita.users" -c "VACUUM ANALYZE nikita.score_history" -c "CHECKPOINT"
+    echo "decay bench: $scenario, $n players: CALL nikita.run_job('decay')" >&2
+    local t0 t1 wall line status duration decayed batches max_ms batch_size
     t0=$(date +%s.%N)
     "${psql_[@]}" -d "$url" -c "CALL nikita.run_job('decay')"
     t1=$(date +%s.%N)
@@ -67,9 +84,12 @@ SQL
     IFS='|' read -r status duration decayed batches max_ms batch_size <<<"$line"
     [ "$status" = completed ] || { echo "decay bench: the run $status" >&2; exit 1; }
     [ "$decayed" = "$n" ] || { echo "decay bench: decayed $decayed of $n" >&2; exit 1; }
-    echo "decay bench: $n players: ${duration} ms in $batches batches, longest ${max_ms} ms" >&2
-    rows+=("| $n | $batch_size | $batches | $(printf '%.1f' "$(echo "$duration / 1000" | bc -l)") s | $(printf '%.1f' "$wall") s | $max_ms ms |")
-done
+    echo "decay bench: $scenario, $n players: ${duration} ms in $batches batches, longest ${max_ms} ms" >&2
+    rows+=("| $scenario | $n | $batch_size | $batches | $(printf '%.1f' "$(echo "$duration / 1000" | bc -l)") s | $(printf '%.1f' "$wall") s | $max_ms ms |")
+}
+
+for n in "${sizes[@]}"; do run_one hourly "$n"; done
+for n in "${sizes[@]}"; do run_one catch-up "$n"; done
 
 {
     echo "# Decay benchmark"
@@ -78,12 +98,16 @@ done
     echo
     echo "Machine: $(nproc) cores, $(psql -X -tA -d "$url" -c 'SHOW server_version') (fsync $(psql -X -tA -d "$url" -c 'SHOW fsync'), synchronous_commit $(psql -X -tA -d "$url" -c 'SHOW synchronous_commit')), load average before the run $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
-    echo "Every player eligible and past grace, decayed through one hour ago by a previous run;"
-    echo "the run is \`CALL nikita.run_job('decay')\` exactly as pg_cron sends it: one history row"
-    echo "and one update per player, each batch its own transaction, all pinned to one p_now."
+    echo "The run is \`CALL nikita.run_job('decay')\` exactly as pg_cron sends it; every player"
+    echo "decays (one update and one history row each), each batch its own transaction, all"
+    echo "pinned to one p_now. *hourly*: the steady state, players idle for days and decayed"
+    echo "through an hour ago (in zones where it is morning, so none has reached the day's cap)."
+    echo "*catch-up*: the first run after a two-day silence (three or four local days each)."
+    echo "A CHECKPOINT precedes each run, as one will in production within the hour: every page"
+    echo "the run touches is written to the WAL in full once."
     echo
-    echo "| players | batch size | batches | run (duration_ms) | wall clock of the CALL | longest transaction |"
-    echo "|---:|---:|---:|---:|---:|---:|"
+    echo "| scenario | players | batch size | batches | run (duration_ms) | wall clock of the CALL | longest transaction |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${rows[@]}"
     echo
     echo "Target (DESIGN.md): 1,000,000 players in ≤ 30 s, no transaction longer than 2 s."

@@ -109,6 +109,7 @@ BEGIN
             u.last_interaction_at,
             r.points_per_hour,
             r.daily_cap,
+            coalesce(u.last_interaction_at, u.created_at) + r.grace AS idle_from,
             greatest(coalesce(u.last_interaction_at, u.created_at) + r.grace, u.decayed_through)
                 AS accrue_from
         FROM nikita.users AS u
@@ -122,44 +123,44 @@ BEGIN
                 u.decayed_through) < p_now
     ),
 
+    days AS (
+        SELECT
+            d.*,
+            (d.accrue_from AT TIME ZONE d.timezone)::date AS first_day,
+            (p_now AT TIME ZONE d.timezone)::date AS last_day,
+            ((d.accrue_from AT TIME ZONE d.timezone)::date)::timestamp AT TIME ZONE d.timezone
+                AS first_day_start
+        FROM due AS d
+    ),
+
     base AS (
         SELECT
-            l.id,
-            l.relationship_score AS old_score,
-            l.chapter,
-            l.timezone,
-            l.points_per_hour AS rate,
-            l.daily_cap AS cap,
-            l.accrue_from,
-            l.decayed_through,
-            l.last_interaction_at,
-            (l.accrue_from AT TIME ZONE l.timezone)::date AS first_day,
-            (p_now AT TIME ZONE l.timezone)::date AS last_day,
+            y.*,
             -- What earlier runs already took from the first local day of this accrual.
-            coalesce(
-                CASE
-                    WHEN p.last_day = (l.accrue_from AT TIME ZONE l.timezone)::date
-                        THEN p.last_day_total
-                END, 0
-            ) AS taken,
-            -- The sub-cent rest of the previous run, while the accrual is uninterrupted.
-            coalesce(CASE WHEN l.accrue_from = l.decayed_through THEN p.remainder END, 0)
-                AS carry
-        FROM due AS l
-        -- The previous run's row: how much of its last local day was taken, and its rest.
-        LEFT JOIN LATERAL (
-            SELECT
-                (h.event_details ->> 'last_day')::date AS last_day,
-                (h.event_details ->> 'last_day_total')::numeric AS last_day_total,
-                (h.event_details ->> 'remainder')::numeric AS remainder
-            FROM nikita.score_history AS h
-            WHERE
-                h.user_id = l.id
-                AND h.recorded_at = l.decayed_through
-                AND h.event_type = 'decay'
-                AND h.event_details ? 'last_day'
-            LIMIT 1
-        ) AS p ON true
+            CASE
+                -- The idle period covers that day from its start: its runs took exactly what
+                -- accrued from the day's start to the watermark (capped).
+                WHEN y.idle_from <= y.first_day_start THEN least(
+                    y.daily_cap,
+                    greatest(
+                        extract(EPOCH FROM y.decayed_through - y.first_day_start) / 3600, 0
+                    ) * y.points_per_hour
+                )
+                -- The player talked that day: an earlier idle period may have decayed it too.
+                -- The latest decay row records how much its last local day had taken.
+                ELSE coalesce((
+                    SELECT (h.event_details ->> 'last_day_total')::numeric
+                    FROM nikita.score_history AS h
+                    WHERE
+                        h.user_id = y.id
+                        AND h.recorded_at >= y.decayed_through
+                        AND h.event_type = 'decay'
+                        AND h.event_details ->> 'last_day' = y.first_day::text
+                    ORDER BY h.recorded_at
+                    LIMIT 1
+                ), 0)
+            END AS taken
+        FROM days AS y
     ),
 
     -- The accrual split at the player's local midnights, each day capped: the first day (less
@@ -170,32 +171,29 @@ BEGIN
             b.*,
             extract(EPOCH FROM p_now - b.accrue_from) / 3600 AS hours,
             least(
-                greatest(b.cap - b.taken, 0),
+                greatest(b.daily_cap - b.taken, 0),
                 extract(
                     EPOCH FROM least(
                         p_now, (b.first_day + 1)::timestamp AT TIME ZONE b.timezone
                     ) - b.accrue_from
-                ) / 3600 * b.rate
+                ) / 3600 * b.points_per_hour
             ) AS first_amount,
             CASE
-                WHEN b.last_day > b.first_day THEN least(
-                    b.cap,
-                    extract(
-                        EPOCH FROM p_now - (b.last_day::timestamp AT TIME ZONE b.timezone)
-                    ) / 3600 * b.rate
-                )
+                WHEN b.last_day > b.first_day THEN extract(
+                    EPOCH FROM p_now - (b.last_day::timestamp AT TIME ZONE b.timezone)
+                ) / 3600 * b.points_per_hour
                 ELSE 0
-            END AS last_amount,
+            END AS last_accrued,
             CASE
                 WHEN b.last_day - b.first_day >= 2 THEN (
                     SELECT
                         sum(least(
-                            b.cap,
+                            b.daily_cap,
                             extract(
                                 EPOCH FROM
                                 (b.first_day + k.k + 1)::timestamp AT TIME ZONE b.timezone
                                 - (b.first_day + k.k)::timestamp AT TIME ZONE b.timezone
-                            ) / 3600 * b.rate
+                            ) / 3600 * b.points_per_hour
                         ))
                     FROM pg_catalog.generate_series(1, b.last_day - b.first_day - 1) AS k (k)
                 )
@@ -204,42 +202,78 @@ BEGIN
         FROM base AS b
     ),
 
+    totals AS (
+        SELECT
+            x.*,
+            least(x.daily_cap, x.last_accrued) AS last_amount,
+            x.first_amount + x.middle_amount + least(x.daily_cap, x.last_accrued) AS total,
+            -- What accrued at the very end of the run at the full rate (not capped): the
+            -- watermark can stop short inside it.
+            CASE
+                WHEN x.last_day > x.first_day THEN
+                    CASE WHEN x.last_accrued <= x.daily_cap THEN x.last_accrued ELSE 0 END
+                WHEN x.first_amount < x.daily_cap - x.taken THEN x.first_amount
+                ELSE 0
+            END AS open_tail
+        FROM parts AS x
+    ),
+
     -- Materialized: computed once per player, not once per use in the statements below.
     calc AS MATERIALIZED (
         SELECT
-            x.id,
-            x.old_score,
-            x.chapter,
-            x.timezone,
-            x.rate AS points_per_hour,
-            x.cap AS daily_cap,
-            x.accrue_from,
-            x.decayed_through,
-            x.last_interaction_at,
-            x.hours,
-            x.last_day,
-            CASE
-                WHEN x.last_day > x.first_day THEN x.last_amount
-                ELSE x.taken + x.first_amount
-            END AS last_day_total,
-            x.first_amount + x.middle_amount + x.last_amount + x.carry AS total
-        FROM parts AS x
+            t.id,
+            t.relationship_score AS old_score,
+            t.chapter,
+            t.timezone,
+            t.accrue_from,
+            t.decayed_through,
+            t.last_interaction_at,
+            t.hours,
+            t.last_day,
+            t.points_per_hour,
+            t.total,
+            t.open_tail,
+            t.taken,
+            t.first_amount,
+            t.last_amount,
+            t.first_day,
+            trunc(t.total + 0.000000001, 2) AS applied
+        FROM totals AS t
     ),
 
     settled AS (
         SELECT
             c.*,
-            trunc(c.total + 0.000000001, 2) AS applied,
-            c.old_score - least(trunc(c.total + 0.000000001, 2), c.old_score) AS new_score
+            c.old_score - least(c.applied, c.old_score) AS new_score,
+            -- The watermark keeps the sub-cent rest: it stops where what accrued equals what
+            -- was applied, so the next run accrues the rest again (nothing carried, nothing
+            -- lost). When the rest does not fit in the run's open tail (a capped or very short
+            -- last segment), the watermark is p_now and the rest (under a cent) is dropped.
+            CASE
+                WHEN c.total - c.applied > 0 AND c.open_tail >= c.total - c.applied
+                    THEN p_now - pg_catalog.make_interval(
+                        secs => ((c.total - c.applied) / c.points_per_hour * 3600)::double precision
+                    )
+                ELSE p_now
+            END AS watermark,
+            -- What the last local day has taken once this run is applied.
+            CASE
+                WHEN c.last_day > c.first_day THEN c.last_amount
+                ELSE c.taken + c.first_amount
+            END - CASE
+                WHEN c.total - c.applied > 0 AND c.open_tail >= c.total - c.applied
+                    THEN c.total - c.applied
+                ELSE 0
+            END AS last_day_total
         FROM calc AS c
-        WHERE trunc(c.total + 0.000000001, 2) > 0
+        WHERE c.applied > 0
     ),
 
     upd AS (
         UPDATE nikita.users AS u
         SET
             relationship_score = s.new_score,
-            decayed_through = p_now,
+            decayed_through = s.watermark,
             game_status = CASE WHEN s.new_score = 0 THEN 'game_over' ELSE u.game_status END
         FROM settled AS s
         WHERE
@@ -259,9 +293,8 @@ BEGIN
             AND u.game_status = 'active'
             AND u.onboarding_status IN ('completed', 'skipped')
         RETURNING
-            s.id, s.old_score, s.new_score, s.chapter, s.timezone, s.points_per_hour,
-            s.daily_cap, s.accrue_from, s.hours, s.last_day, s.last_day_total, s.total,
-            s.applied
+            s.id, s.old_score, s.new_score, s.chapter, s.accrue_from, s.watermark, s.hours,
+            s.last_day, s.last_day_total
     ),
 
     hist AS (
@@ -277,10 +310,9 @@ BEGIN
             pg_catalog.jsonb_build_object(
                 'hours', round(up.hours, 4),
                 'from', up.accrue_from,
-                'to', p_now,
+                'to', up.watermark,
                 'last_day', up.last_day,
-                'last_day_total', round(up.last_day_total, 12),
-                'remainder', round(up.total - up.applied, 12)
+                'last_day_total', round(up.last_day_total, 6)
             ),
             p_now
         FROM upd AS up

@@ -75,9 +75,11 @@ SELECT results_eq(
               timestamptz '2026-11-28 12:00Z')$$,
     'the history row carries score, delta, chapter and hours/from/to'
 );
-SELECT is(
-    (SELECT count(*)::int FROM nikita.users WHERE decayed_through = '2026-11-28 12:00Z'), 7,
-    'the watermark of every decayed player is p_now'
+SELECT results_eq(
+    $$SELECT decayed_through, count(*)::int FROM nikita.users WHERE decayed_through IS NOT NULL
+      GROUP BY 1 ORDER BY 1$$,
+    $$VALUES (timestamptz '2026-11-28 11:59:45Z', 1), ('2026-11-28 12:00Z', 6)$$,
+    'the watermark is p_now, or short of it by the sub-cent rest (0.0033 at 0.8/h = 15 s)'
 );
 
 SELECT is(
@@ -91,10 +93,10 @@ SELECT results_eq(
     '... and writes no history row and changes no score'
 );
 
--- 59 more minutes: player 31's 0.0033 rest is carried, so 1 h in all = 0.80 exactly ... and
+-- 59 more minutes: player 31's watermark kept its 0.0033 rest, so 1 h in all = 0.80 ... and
 -- player 32's 1 h of rate 0.2 arrives whole although its first minute was never applied.
 SELECT nikita.apply_decay('2026-11-28 12:59Z');
-SELECT is(pg_temp.score(31), 49.20, 'the sub-cent rest is carried to the next run (0.80 in all)');
+SELECT is(pg_temp.score(31), 49.20, 'the sub-cent rest is decayed by the next run (0.80 in all)');
 SELECT is(pg_temp.score(32), 49.80, 'time left unapplied under a cent decays later, whole');
 
 -- ---------------------------------------------------------------------------------------------
