@@ -169,6 +169,8 @@ async def reset(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 async def checkpoint(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Statistics as in a database in service (autoanalyze), then a checkpoint."""
+    await sql(conn, "ANALYZE nikita.scheduled_events")
     try:
         await sql(conn, "CHECKPOINT")
     except psycopg.Error:

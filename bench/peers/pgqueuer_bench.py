@@ -96,6 +96,8 @@ async def reset(q: Queries) -> None:
 
 
 async def checkpoint(conn: asyncpg.Connection) -> None:
+    """Statistics as in a database in service (autoanalyze), then a checkpoint."""
+    await conn.execute("ANALYZE pgqueuer")
     try:
         await conn.execute("CHECKPOINT")
     except asyncpg.PostgresError:

@@ -91,6 +91,8 @@ async def reset(dsn: str) -> None:
 
 
 async def checkpoint(dsn: str) -> None:
+    """Statistics as in a database in service (autoanalyze), then a checkpoint."""
+    await sql(dsn, "ANALYZE procrastinate_jobs")
     try:
         await sql(dsn, "CHECKPOINT")
     except psycopg.Error:
