@@ -123,7 +123,8 @@ BEGIN
                 u.decayed_through) < p_now
     ),
 
-    days AS (
+    -- Materialized, like calc: each time zone conversion is computed once per player.
+    days AS MATERIALIZED (
         SELECT
             d.*,
             (d.accrue_from AT TIME ZONE d.timezone)::date AS first_day,
@@ -133,7 +134,8 @@ BEGIN
         FROM due AS d
     ),
 
-    base AS (
+    -- Materialized: the history lookup below runs once per player, not once per use.
+    base AS MATERIALIZED (
         SELECT
             y.*,
             -- What earlier runs already took from the first local day of this accrual.
