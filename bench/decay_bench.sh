@@ -4,6 +4,7 @@
 #
 #   bench/decay_bench.sh            # sizes 100000 1000000, writes bench/RESULTS-decay.md
 #   bench/decay_bench.sh 100000     # other sizes
+#   DECAY_BENCH_SCENARIOS=hourly bench/decay_bench.sh 1000000   # one scenario
 #
 # Uses its own database, nikita_bench_decay, on DATABASE_URL's cluster (default: the embedded
 # one), created fresh, migrated with scripts/migrate.sh and dropped at the end. Never the
@@ -88,8 +89,9 @@ SQL
     rows+=("| $scenario | $n | $batch_size | $batches | $(printf '%.1f' "$(echo "$duration / 1000" | bc -l)") s | $(printf '%.1f' "$wall") s | $max_ms ms |")
 }
 
-for n in "${sizes[@]}"; do run_one hourly "$n"; done
-for n in "${sizes[@]}"; do run_one catch-up "$n"; done
+for scenario in ${DECAY_BENCH_SCENARIOS:-hourly catch-up}; do
+    for n in "${sizes[@]}"; do run_one "$scenario" "$n"; done
+done
 
 {
     echo "# Decay benchmark"

@@ -140,6 +140,8 @@ BEGIN
             y.*,
             -- What earlier runs already took from the first local day of this accrual.
             CASE
+                -- No run has reached into that day yet.
+                WHEN y.decayed_through IS NULL OR y.decayed_through <= y.first_day_start THEN 0
                 -- The idle period covers that day from its start: its runs took exactly what
                 -- accrued from the day's start to the watermark (capped).
                 WHEN y.idle_from <= y.first_day_start THEN least(
@@ -187,7 +189,15 @@ BEGIN
                 ELSE 0
             END AS last_accrued,
             CASE
-                WHEN b.last_day - b.first_day >= 2 THEN (
+                WHEN b.last_day - b.first_day < 2 THEN 0
+                -- Whole days of 24 hours (no clock change between): each takes the same.
+                WHEN extract(
+                    EPOCH FROM (b.last_day::timestamp AT TIME ZONE b.timezone)
+                    - ((b.first_day + 1)::timestamp AT TIME ZONE b.timezone)
+                ) = 86400 * (b.last_day - b.first_day - 1)
+                    THEN (b.last_day - b.first_day - 1) * least(b.daily_cap, 24 * b.points_per_hour)
+                -- A clock change among them: day by day (23 or 25 hours, or stranger).
+                ELSE (
                     SELECT
                         sum(least(
                             b.daily_cap,
@@ -199,7 +209,6 @@ BEGIN
                         ))
                     FROM pg_catalog.generate_series(1, b.last_day - b.first_day - 1) AS k (k)
                 )
-                ELSE 0
             END AS middle_amount
         FROM base AS b
     ),

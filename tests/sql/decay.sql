@@ -2,7 +2,7 @@
 -- in three time zones, catch-up, idempotence, eligibility, the game-over path, bad input.
 -- The run's instant is pinned (p_now); rows are backdated relative to it.
 BEGIN;
-SELECT plan(43);
+SELECT plan(44);
 SET LOCAL timezone = 'UTC';
 
 -- A player numbered n: chapter, idle time before 2026-11-28 12:00Z, time zone, score, status.
@@ -179,6 +179,18 @@ SELECT is(
     (SELECT count(*)::int FROM nikita.score_history WHERE user_id = pg_temp.id(61)), 1,
     'the catch-up run writes one history row'
 );
+
+-- A 25-hour day among the whole days (America/New_York, 2026-11-01), with a cap of 4.9 at
+-- 0.2/h: 10-31 takes 4.8 (24 h), 11-01 takes 4.9 (5.0 over 25 h, capped), 11-02 takes 4.8.
+DELETE FROM nikita.users;
+UPDATE nikita.decay_rules SET daily_cap = 4.9 WHERE chapter = 5;
+INSERT INTO nikita.users (id, telegram_id, chapter, onboarding_status, timezone,
+    last_interaction_at)
+VALUES (pg_temp.id(63), 1063, 5, 'completed', 'America/New_York', '2026-10-28 04:00Z');
+SELECT nikita.apply_decay('2026-11-03 05:00Z');
+SELECT is(pg_temp.score(63), 35.50,
+    'whole days across a clock change are capped one by one (23/24/25-hour days)');
+UPDATE nikita.decay_rules SET daily_cap = 4 WHERE chapter = 5;
 
 -- ---------------------------------------------------------------------------------------------
 -- Who is eligible
