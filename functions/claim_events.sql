@@ -1,40 +1,20 @@
--- Claiming due events: one statement, oldest first, FOR UPDATE SKIP LOCKED on the partial index
+-- Claiming due events: oldest first, FOR UPDATE SKIP LOCKED on the partial index
 -- scheduled_events_claim_idx, a fresh lock token and lease per row, at most one event in flight
 -- per user.
 --
--- Per-user exclusivity, also between concurrent claimers (READ COMMITTED):
---  1. a candidate is the user's oldest pending event (no older pending row of the same user), so
---     one batch never holds two events of a user;
---  2. nikita.queue_try_claim_user() takes a transaction-level advisory lock on the user
---     (try-lock: a user being claimed by another transaction is skipped), and only then looks
---     for an in-flight ('sending') row of the user with a fresh snapshot. A claimer that
---     committed before we got the lock is therefore seen, one that has not cannot hold it.
---     The statement's own snapshot could miss a claim committed after the statement started.
+-- Per-user exclusivity, also between concurrent claimers (READ COMMITTED), in two statements:
+--  1. candidates: a user's oldest pending event (no older pending row of the same user, so one
+--     batch never holds two events of a user), of a user not seen in flight by this statement's
+--     snapshot, row-locked (SKIP LOCKED), and for which a transaction-level advisory try-lock
+--     on the user succeeds (a user being claimed by another transaction is skipped);
+--  2. the update to 'sending', in a second statement whose snapshot is taken after every lock
+--     of step 1 was granted: a candidate whose user has an in-flight ('sending') row in that
+--     snapshot is dropped. A claimer that committed before we got a user's lock is therefore
+--     seen, one that has not cannot hold it. Step 1's snapshot alone could miss a claim
+--     committed after the statement started.
+-- One fresh snapshot per claim instead of one per candidate (the former per-candidate PL/pgSQL
+-- helper cost ~50 µs a row under load; see docs/queue.md, "Performance").
 -- Events without a user (ops_alert) have no per-user limit.
-
-CREATE OR REPLACE FUNCTION nikita.queue_try_claim_user(p_user_id uuid)
-RETURNS boolean
-LANGUAGE plpgsql VOLATILE COST 10000
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    -- Key space (two int4 keys): 0x6e6b7175 ('nkqu') and the user's hash. Colliding users
-    -- merely skip each other for the length of one claim transaction.
-    IF NOT pg_catalog.pg_try_advisory_xact_lock(1852535157, pg_catalog.hashtext(p_user_id::text))
-    THEN
-        RETURN false;
-    END IF;
-    -- VOLATILE: this query runs with a snapshot taken now, after the lock was granted.
-    RETURN NOT EXISTS (
-        SELECT 1 FROM nikita.scheduled_events AS s
-        WHERE s.user_id = p_user_id AND s.status = 'sending'
-    );
-END
-$$;
-COMMENT ON FUNCTION nikita.queue_try_claim_user(uuid)
-IS 'Internal (claim_events): advisory-lock the user for this transaction, then true when the '
-'user has no event in flight, looked up with a fresh snapshot.';
-REVOKE EXECUTE ON FUNCTION nikita.queue_try_claim_user(uuid) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION nikita.claim_events(
     p_worker text,
@@ -53,13 +33,14 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
--- The high COST of queue_try_claim_user inflates the estimate past jit_above_cost; compiling the
--- plan would cost ~15 ms for a statement that runs in a few.
+-- The candidate scan's estimate (the whole due range before LIMIT) can exceed jit_above_cost;
+-- compiling the plan would cost ~15 ms for a statement that runs in a few.
 SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
     v_oldest timestamptz;
+    v_ids uuid[];
 BEGIN
     IF p_worker IS NULL THEN
         RAISE EXCEPTION 'worker must not be null' USING ERRCODE = '22004';
@@ -90,50 +71,68 @@ BEGIN
     -- Events later than max_lateness are never delivered: sweep_events fails them.
     v_oldest := pg_catalog.now() - nikita.setting_interval('max_lateness');
 
-    RETURN QUERY
-    WITH picked AS (
+    -- 1. Candidates, in this statement's snapshot: row-locked (SKIP LOCKED) and, for players,
+    --    advisory-locked. The CASE keeps the order of the checks: only a user's oldest pending
+    --    event, of a user not known to be in flight, costs a try-lock.
+    SELECT pg_catalog.array_agg(p.id) INTO v_ids
+    FROM (
         SELECT e.id
         FROM nikita.scheduled_events AS e
         WHERE e.status = 'pending'
           AND e.scheduled_at <= pg_catalog.now()
           AND e.scheduled_at >= v_oldest
-          AND (
-              e.user_id IS NULL
-              OR (
-                  -- the user's oldest pending event (one probe of
-                  -- scheduled_events_user_pending_idx); one past max_lateness, left to the
-                  -- sweep, does not hold the user's newer events back
-                  NOT EXISTS (
-                      SELECT 1 FROM nikita.scheduled_events AS o
-                      WHERE o.user_id = e.user_id
-                        AND o.status = 'pending'
-                        AND o.scheduled_at >= v_oldest
-                        AND (o.scheduled_at, o.id) < (e.scheduled_at, e.id)
-                  )
-                  -- users known (to this statement's snapshot) to have an event in flight:
-                  -- one hashed set per statement, so their queued rows cost a hash probe
-                  AND NOT EXISTS (
-                      SELECT 1 FROM nikita.scheduled_events AS s
-                      WHERE s.user_id = e.user_id AND s.status = 'sending'
-                  )
-                  -- lock the user, then look for its event in flight with a fresh snapshot
-                  AND nikita.queue_try_claim_user(e.user_id)
+          AND CASE
+              WHEN e.user_id IS NULL THEN true
+              -- the user's oldest pending event (one probe of
+              -- scheduled_events_user_pending_idx); one past max_lateness, left to the sweep,
+              -- does not hold the user's newer events back
+              WHEN EXISTS (
+                  SELECT 1 FROM nikita.scheduled_events AS o
+                  WHERE o.user_id = e.user_id
+                    AND o.status = 'pending'
+                    AND o.scheduled_at >= v_oldest
+                    AND (o.scheduled_at, o.id) < (e.scheduled_at, e.id)
+              ) THEN false
+              -- users known (to this statement's snapshot) to have an event in flight: one
+              -- hashed set per statement, so their queued rows cost a hash probe
+              WHEN e.user_id IN (
+                  SELECT s.user_id FROM nikita.scheduled_events AS s
+                  WHERE s.status = 'sending'
+              ) THEN false
+              -- a user another claimer is claiming right now is skipped
+              ELSE pg_catalog.pg_try_advisory_xact_lock(
+                  1852535157, pg_catalog.hashtext(e.user_id::text)
               )
-          )
+          END
         ORDER BY e.scheduled_at
         LIMIT p_max
         FOR UPDATE SKIP LOCKED
-    ),
+    ) AS p;
 
-    claimed AS (
+    IF v_ids IS NULL THEN
+        RETURN;
+    END IF;
+
+    -- 2. A new statement, so a new snapshot, taken after every lock of step 1 was granted: a
+    --    claim of one of these users committed by another claimer is visible now, and one
+    --    not yet committed would hold the user's lock. Users with an event in flight drop out.
+    RETURN QUERY
+    WITH claimed AS (
         UPDATE nikita.scheduled_events AS e
         SET status = 'sending',
             attempts = e.attempts + 1,
             locked_by = p_worker,
             locked_until = pg_catalog.now() + p_lease,
-            lock_token = pg_catalog.gen_random_uuid()
-        FROM picked
-        WHERE e.id = picked.id
+            lock_token = pg_catalog.gen_random_uuid(),
+            updated_at = pg_catalog.now()
+        WHERE e.id = ANY(v_ids)
+          AND (
+              e.user_id IS NULL
+              OR NOT EXISTS (
+                  SELECT 1 FROM nikita.scheduled_events AS s
+                  WHERE s.user_id = e.user_id AND s.status = 'sending'
+              )
+          )
         RETURNING e.id, e.lock_token, e.user_id, e.platform, e.event_type, e.content,
         e.scheduled_at, e.attempts
     )

@@ -27,7 +27,8 @@ BEGIN
         provider_ref = p_provider_ref,
         locked_by = NULL,
         locked_until = NULL,
-        lock_token = NULL
+        lock_token = NULL,
+        updated_at = pg_catalog.now()
     WHERE e.id = p_id AND e.lock_token = p_lock_token AND e.status = 'sending';
     IF FOUND THEN
         RETURN true;
@@ -85,7 +86,8 @@ BEGIN
         provider_ref = i.provider_ref,
         locked_by = NULL,
         locked_until = NULL,
-        lock_token = NULL
+        lock_token = NULL,
+        updated_at = pg_catalog.now()
     FROM unnest(p_ids, p_lock_tokens, p_provider_refs)
         AS i (id, lock_token, provider_ref)
     -- A lock token is set only while the event is 'sending' (CHECK

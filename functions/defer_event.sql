@@ -32,7 +32,8 @@ BEGIN
         attempts = e.attempts - 1,
         locked_by = NULL,
         locked_until = NULL,
-        lock_token = NULL
+        lock_token = NULL,
+        updated_at = pg_catalog.now()
     WHERE e.id = p_id AND e.lock_token = p_lock_token AND e.status = 'sending';
     IF FOUND THEN
         RETURN true;

@@ -62,7 +62,8 @@ BEGIN
         )),
         locked_by = NULL,
         locked_until = NULL,
-        lock_token = NULL
+        lock_token = NULL,
+        updated_at = pg_catalog.now()
     WHERE e.id = p_id AND e.lock_token = p_lock_token AND e.status = 'sending'
     RETURNING e.status INTO v_status;
     IF FOUND THEN

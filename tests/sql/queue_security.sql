@@ -21,7 +21,6 @@ INSERT INTO api VALUES
 CREATE TEMP TABLE internal (sig text);
 INSERT INTO internal VALUES
 ('nikita.queue_schedule(uuid,text,text,jsonb,timestamptz,text,uuid)'),
-('nikita.queue_try_claim_user(uuid)'),
 ('nikita.queue_backoff(integer)'),
 ('nikita.queue_iso8601(timestamptz)'),
 ('nikita.queue_notify_inserted()'),
