@@ -16,16 +16,26 @@ from typing import Any, TextIO
 _QUIET = ("httpx", "httpcore", "telegram", "psycopg", "psycopg.pool", "hpack")
 
 
+_ts_second = -1
+_ts_prefix = ""
+
+
 def _ts(created: float) -> str:
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1e6):06d}Z"
-    )
+    # One strftime per second, not per line (a drain logs thousands of lines a second).
+    global _ts_second, _ts_prefix
+    second = int(created)
+    if second != _ts_second:
+        _ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _ts_second = second
+    return f"{_ts_prefix}.{int(created % 1 * 1e6):06d}Z"
 
 
 _NEEDS_QUOTES = re.compile(r'[\s"=\\]')
 
 
 def _logfmt_value(value: Any) -> str:
+    if type(value) in (int, float):
+        return str(value)
     text = value if isinstance(value, str) else str(value)
     if not text or _NEEDS_QUOTES.search(text):
         return json.dumps(text, ensure_ascii=False)
@@ -87,5 +97,10 @@ def setup_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Our formatters print none of these: skip collecting them for every record (the logging
+    # module's documented optimisations; the shim logs one line per delivery).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     for name in _QUIET:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -310,22 +310,34 @@ class DeliveryLoop:
         if outcome.kind is Kind.DELIVERED:
             self.delivered += 1
         if log.isEnabledFor(logging.INFO):
-            log.info(
-                "delivery",
-                extra={
-                    "fields": {
-                        "event_id": str(ev.id),
-                        "platform": ev.platform,
-                        "type": ev.event_type,
-                        "attempt": ev.attempts,
-                        "lateness_ms": round(lateness * 1000, 1) if lateness >= 0 else None,
-                        "duration_ms": round(duration * 1000, 1),
-                        "outcome": outcome.kind.value,
-                        "provider_ref": outcome.provider_ref,
-                        "defer_s": round(outcome.delay, 3) if outcome.kind is Kind.DEFER else None,
-                        "error": outcome.error,
-                    }
-                },
+            # log.info() without its caller lookup (a stack walk per line, which no formatter
+            # prints): the record goes through the same handlers, formatters and redaction.
+            log.handle(
+                log.makeRecord(
+                    log.name,
+                    logging.INFO,
+                    __file__,
+                    0,
+                    "delivery",
+                    (),
+                    None,
+                    extra={
+                        "fields": {
+                            "event_id": str(ev.id),
+                            "platform": ev.platform,
+                            "type": ev.event_type,
+                            "attempt": ev.attempts,
+                            "lateness_ms": round(lateness * 1000, 1) if lateness >= 0 else None,
+                            "duration_ms": round(duration * 1000, 1),
+                            "outcome": outcome.kind.value,
+                            "provider_ref": outcome.provider_ref,
+                            "defer_s": (
+                                round(outcome.delay, 3) if outcome.kind is Kind.DEFER else None
+                            ),
+                            "error": outcome.error,
+                        }
+                    },
+                )
             )
         self._results.append((ev, outcome))
         self._results_ready.set()
