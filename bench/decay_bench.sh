@@ -24,13 +24,14 @@ base=${DATABASE_URL:-$(scripts/db.sh up)}
 db=nikita_bench_decay
 url=$(.venv/bin/python -c 'import sys; from psycopg.conninfo import make_conninfo; print(make_conninfo(sys.argv[1], dbname=sys.argv[2]))' "$base" "$db")
 psql_=(psql -X -q -v ON_ERROR_STOP=1 --no-psqlrc)
-results=bench/RESULTS-decay.md
+results=${DECAY_BENCH_RESULTS:-bench/RESULTS-decay.md}
 
 "${psql_[@]}" -d "$base" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
 trap '"${psql_[@]}" -d "$base" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 DATABASE_URL="$url" scripts/migrate.sh 2>/dev/null
 
 # run_one SCENARIO N: set up N players, CALL run_job('decay'), append a result row.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 rows=()
 run_one() {
     local scenario=$1 n=$2
@@ -98,7 +99,7 @@ done
     echo
     echo "Command: \`bench/decay_bench.sh ${sizes[*]}\` ($(date -u +%Y-%m-%dT%H:%MZ))."
     echo
-    echo "Machine: $(nproc) cores, $(psql -X -tA -d "$url" -c 'SHOW server_version') (fsync $(psql -X -tA -d "$url" -c 'SHOW fsync'), synchronous_commit $(psql -X -tA -d "$url" -c 'SHOW synchronous_commit')), load average before the run $(cut -d' ' -f1-3 /proc/loadavg)."
+    echo "Machine: $(nproc) cores, PostgreSQL $(psql -X -tA -d "$url" -c 'SHOW server_version') (fsync $(psql -X -tA -d "$url" -c 'SHOW fsync'), synchronous_commit $(psql -X -tA -d "$url" -c 'SHOW synchronous_commit'), shared_buffers $(psql -X -tA -d "$url" -c 'SHOW shared_buffers'), max_wal_size $(psql -X -tA -d "$url" -c 'SHOW max_wal_size')). Load average before the runs $load_before, after $(cut -d' ' -f1-3 /proc/loadavg) (other sessions share the machine: the load is theirs and ours)."
     echo
     echo "The run is \`CALL nikita.run_job('decay')\` exactly as pg_cron sends it; every player"
     echo "decays (one update and one history row each), each batch its own transaction, all"
