@@ -83,6 +83,12 @@ BEGIN
           AND e.scheduled_at >= v_oldest
           AND CASE
               WHEN e.user_id IS NULL THEN true
+              -- users known (to this statement's snapshot) to have an event in flight: one
+              -- hashed set per statement, so their queued rows cost a hash probe
+              WHEN e.user_id IN (
+                  SELECT s.user_id FROM nikita.scheduled_events AS s
+                  WHERE s.status = 'sending'
+              ) THEN false
               -- the user's oldest pending event (one probe of
               -- scheduled_events_user_pending_idx); one past max_lateness, left to the sweep,
               -- does not hold the user's newer events back
@@ -92,12 +98,6 @@ BEGIN
                     AND o.status = 'pending'
                     AND o.scheduled_at >= v_oldest
                     AND (o.scheduled_at, o.id) < (e.scheduled_at, e.id)
-              ) THEN false
-              -- users known (to this statement's snapshot) to have an event in flight: one
-              -- hashed set per statement, so their queued rows cost a hash probe
-              WHEN e.user_id IN (
-                  SELECT s.user_id FROM nikita.scheduled_events AS s
-                  WHERE s.status = 'sending'
               ) THEN false
               -- a user another claimer is claiming right now is skipped
               ELSE pg_catalog.pg_try_advisory_xact_lock(
