@@ -39,14 +39,7 @@ say "SQL queue: claim/complete throughput, scheduling cost"
 env "${queue_env[@]}" OUT="$work/queue.md" bench/queue_bench.sh || status=1
 
 say "decay: ${decay_sizes[*]} eligible players"
-# decay_bench.sh writes bench/RESULTS-decay.md; keep the committed copy, take the fresh one.
-cp bench/RESULTS-decay.md "$work/decay.committed.md" 2>/dev/null || true
-if bench/decay_bench.sh "${decay_sizes[@]}"; then
-    cp bench/RESULTS-decay.md "$work/decay.md"
-else
-    status=1
-fi
-[ -f "$work/decay.committed.md" ] && cp "$work/decay.committed.md" bench/RESULTS-decay.md
+DECAY_BENCH_RESULTS="$work/decay.md" bench/decay_bench.sh "${decay_sizes[@]}" || status=1
 
 say "shim: latency, drain, memory"
 .venv/bin/python bench/shim_bench.py "${shim_args[@]}" >"$work/shim.md" || status=1
