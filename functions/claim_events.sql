@@ -89,16 +89,18 @@ BEGIN
                   SELECT s.user_id FROM nikita.scheduled_events AS s
                   WHERE s.status = 'sending'
               ) THEN false
-              -- the user's oldest pending event (one probe of
-              -- scheduled_events_user_pending_idx); one past max_lateness, left to the sweep,
-              -- does not hold the user's newer events back
-              WHEN EXISTS (
-                  SELECT 1 FROM nikita.scheduled_events AS o
+              -- only the user's oldest pending event (one probe of
+              -- scheduled_events_user_pending_idx, whose order the ORDER BY names so that the
+              -- planner takes it even before the table has statistics); one past
+              -- max_lateness, left to the sweep, does not hold the user's newer events back
+              WHEN (
+                  SELECT o.id FROM nikita.scheduled_events AS o
                   WHERE o.user_id = e.user_id
                     AND o.status = 'pending'
                     AND o.scheduled_at >= v_oldest
-                    AND (o.scheduled_at, o.id) < (e.scheduled_at, e.id)
-              ) THEN false
+                  ORDER BY o.user_id, o.scheduled_at, o.id
+                  LIMIT 1
+              ) <> e.id THEN false
               -- a user another claimer is claiming right now is skipped
               ELSE pg_catalog.pg_try_advisory_xact_lock(
                   1852535157, pg_catalog.hashtext(e.user_id::text)
