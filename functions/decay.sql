@@ -285,6 +285,8 @@ BEGIN
         SET
             relationship_score = s.new_score,
             decayed_through = s.watermark,
+            -- What the touch trigger would write; setting it skips the trigger (0007).
+            updated_at = pg_catalog.now(),
             game_status = CASE WHEN s.new_score = 0 THEN 'game_over' ELSE u.game_status END
         FROM settled AS s
         WHERE

@@ -2,7 +2,7 @@
 -- in three time zones, catch-up, idempotence, eligibility, the game-over path, bad input.
 -- The run's instant is pinned (p_now); rows are backdated relative to it.
 BEGIN;
-SELECT plan(44);
+SELECT plan(47);
 SET LOCAL timezone = 'UTC';
 
 -- A player numbered n: chapter, idle time before 2026-11-28 12:00Z, time zone, score, status.
@@ -289,6 +289,25 @@ SELECT results_eq(
     '... and nothing of it remains: status, score, watermark and history are unchanged'
 );
 DROP TRIGGER test_refuse ON nikita.scheduled_events;
+
+-- updated_at: decay stamps its rows itself (the touch trigger is skipped); other updates are
+-- still stamped by the trigger.
+DELETE FROM nikita.users;
+SELECT pg_temp.player(97, 1, interval '9 hours');
+SELECT pg_temp.player(98, 1, interval '1 hour');
+UPDATE nikita.users SET updated_at = '2026-01-01Z';
+SELECT nikita.apply_decay('2026-11-28 12:00Z');
+SELECT results_eq(
+    $$SELECT updated_at FROM nikita.users ORDER BY id$$,
+    $$VALUES (now()), (timestamptz '2026-01-01Z')$$,
+    'a decayed player''s updated_at is the time of the update; an untouched one keeps its own'
+);
+UPDATE nikita.users SET chapter = 2 WHERE id = pg_temp.id(98);
+SELECT is((SELECT updated_at FROM nikita.users WHERE id = pg_temp.id(98)), now(),
+    'any other update of a player is still stamped by the touch trigger');
+UPDATE nikita.users SET chapter = 3, updated_at = '2026-02-02Z' WHERE id = pg_temp.id(98);
+SELECT is((SELECT updated_at FROM nikita.users WHERE id = pg_temp.id(98)),
+    timestamptz '2026-02-02Z', 'an update that sets updated_at itself skips the trigger');
 
 -- ---------------------------------------------------------------------------------------------
 -- Batches, bad input
