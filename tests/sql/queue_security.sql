@@ -2,7 +2,7 @@
 -- the role that needs each function, internals to nobody; a role without the grant can neither
 -- call the functions nor read the table.
 BEGIN;
-SELECT plan(35);
+SELECT plan(39);
 
 CREATE TEMP TABLE api (sig text, role text);
 INSERT INTO api VALUES
@@ -121,6 +121,37 @@ SELECT is(pg_temp.as_role('nikita_worker',
     $$SELECT nikita.complete_events(ARRAY(SELECT id FROM nikita.scheduled_events WHERE status = 'sending'),
         ARRAY(SELECT lock_token FROM nikita.scheduled_events WHERE status = 'sending'))$$),
     '42501', 'nikita_worker cannot read the table to find tokens');
+-- The worker settles what it claimed: claim and settle in one statement, as the worker.
+INSERT INTO nikita.users (id, telegram_id) VALUES
+('00000000-0000-0000-0000-000000000502', 7002),
+('00000000-0000-0000-0000-000000000503', 7003),
+('00000000-0000-0000-0000-000000000504', 7004);
+INSERT INTO nikita.scheduled_events (user_id, platform, event_type, content, scheduled_at)
+SELECT u, 'telegram', 'follow_up', jsonb_build_object('chat_id', t, 'text', 'settle me'),
+    now() - interval '1 hour'
+FROM (VALUES ('00000000-0000-0000-0000-000000000502'::uuid, 7002),
+             ('00000000-0000-0000-0000-000000000503'::uuid, 7003),
+             ('00000000-0000-0000-0000-000000000504'::uuid, 7004)) AS v (u, t);
+SELECT is(pg_temp.as_role('nikita_worker',
+    $$SELECT nikita.complete_event(c.id, c.lock_token, 'tg:1')
+      FROM nikita.claim_events('w-settle', 1) AS c$$), 'ok',
+    'nikita_worker completes an event it claimed');
+SELECT is(pg_temp.as_role('nikita_worker',
+    $$SELECT nikita.fail_event(c.id, c.lock_token, 'boom', true)
+      FROM nikita.claim_events('w-settle', 1) AS c$$), 'ok',
+    'nikita_worker fails an event it claimed');
+SELECT is(pg_temp.as_role('nikita_worker',
+    $$SELECT nikita.defer_event(c.id, c.lock_token, now() + interval '1 minute')
+      FROM nikita.claim_events('w-settle', 1) AS c$$), 'ok',
+    'nikita_worker defers an event it claimed');
+SELECT results_eq(
+    $$SELECT status, provider_ref FROM nikita.scheduled_events
+      WHERE user_id IN ('00000000-0000-0000-0000-000000000502', '00000000-0000-0000-0000-000000000503',
+                        '00000000-0000-0000-0000-000000000504')
+      ORDER BY status, provider_ref$$,
+    $$VALUES ('delivered', 'tg:1'), ('pending', NULL), ('pending', NULL)$$,
+    'the worker''s settlements took effect (one delivered, one retried, one deferred)'
+);
 SELECT is(pg_temp.as_role('nikita_worker', $$SELECT nikita.next_due_at()$$), 'ok', 'nikita_worker: next_due_at');
 SELECT is(pg_temp.as_role('nikita_worker', $$SELECT nikita.sweep_events()$$), 'ok', 'nikita_worker: sweep');
 SELECT is(pg_temp.as_role('nikita_worker', $$SELECT * FROM nikita.queue_health$$), 'ok',
@@ -153,7 +184,9 @@ SELECT is(pg_temp.as_role('nikita_test_stranger', $$SELECT count(*) FROM nikita.
 SELECT is(pg_temp.as_role('nikita_test_stranger', $$SELECT * FROM nikita.queue_health$$), '42501',
     'a stranger cannot read queue_health');
 -- What nikita_app scheduled above really is stored.
-SELECT is((SELECT count(*)::int FROM nikita.scheduled_events), 2, 'two events were scheduled by nikita_app');
+SELECT is((SELECT count(*)::int FROM nikita.scheduled_events
+            WHERE user_id = '00000000-0000-0000-0000-000000000501'), 2,
+    'two events were scheduled by nikita_app');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,6 +1,6 @@
 -- Roles, grants and row level security of DESIGN.md "Security".
 BEGIN;
-SELECT plan(19);
+SELECT plan(22);
 
 SELECT has_role('nikita_worker');
 SELECT has_role('nikita_app');
@@ -91,6 +91,24 @@ SELECT is_empty('SELECT * FROM nikita.users', 'no claim: no rows');
 SELECT set_config('request.jwt.claim.sub', 'not-a-uuid', true);
 SELECT throws_ok('SELECT * FROM nikita.users', '22P02',
     'JWT sub claim is not a uuid: not-a-uuid', 'a malformed sub claim is a clear error');
+RESET ROLE;
+
+-- The app writes players; the CHECKs it triggers (E.164, IANA zone) run with its privileges.
+SET LOCAL ROLE nikita_app;
+SELECT lives_ok(
+    $$INSERT INTO nikita.users (id, telegram_id, phone, timezone) VALUES
+      ('00000000-0000-0000-0000-00000000000c', 503, '+4915112345678', 'Europe/Berlin')$$,
+    'the app creates a player with a phone and a time zone'
+);
+SELECT lives_ok(
+    $$UPDATE nikita.users SET timezone = 'Asia/Tokyo', phone = '+819012345678'
+      WHERE id = '00000000-0000-0000-0000-00000000000c'$$,
+    'the app changes a player''s phone and time zone'
+);
+SELECT throws_ok(
+    $$UPDATE nikita.users SET timezone = 'Mars/Base' WHERE id = '00000000-0000-0000-0000-00000000000c'$$,
+    '23514', NULL, 'the app still meets the time zone CHECK'
+);
 RESET ROLE;
 
 SET LOCAL ROLE nikita_test_stranger;
