@@ -48,14 +48,22 @@ say "side by side: Procrastinate, PgQueuer, pg_cron polling"
 bench/peers/run.sh "${peers_args[@]}" --out-dir "$work/peers" "$cluster" || status=1
 
 pg_version=$(psql -X -tAc 'SHOW server_version' -d "$cluster")
-pg_settings=$(psql -X -tA -F ' = ' -d "$cluster" -c "SELECT name, setting FROM pg_settings
-    WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers', 'wal_level',
-                   'max_connections', 'jit') ORDER BY name")
+pg_settings=$(psql -X -tA -F ' = ' -d "$cluster" -c "SELECT name, current_setting(name)
+    FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers',
+    'wal_level', 'max_wal_size', 'max_connections', 'jit') ORDER BY name")
 elapsed=$(( $(date -u +%s) - started ))
 cmd="make bench"
 $quick && cmd="scripts/bench.sh --quick"
 
-section() { [ -s "$1" ] && { sed -e 's/^# /### /' "$1"; echo; } || echo "_(this benchmark failed; see the log of \`$cmd\`)_"; }
+# Each part's own headings go below this file's "##" level.
+section() {
+    if [ -s "$1" ]; then
+        sed -e 's/^#\{1,2\} /### /' "$1"
+        echo
+    else
+        echo "_(this benchmark failed; see the log of \`$cmd\`)_"
+    fi
+}
 
 {
     echo "# Benchmark results"
