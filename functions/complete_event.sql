@@ -11,8 +11,6 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_status text;
 BEGIN
     IF p_id IS NULL THEN
         RAISE EXCEPTION 'id must not be null' USING ERRCODE = '22004';
@@ -34,10 +32,7 @@ BEGIN
         RETURN true;
     END IF;
 
-    SELECT e.status INTO v_status FROM nikita.scheduled_events AS e WHERE e.id = p_id;
-    RAISE WARNING 'complete_event: event % not completed: lease lost (%)', p_id,
-        coalesce('event is now ' || v_status, 'no such event')
-        USING ERRCODE = '01000';
+    PERFORM nikita.queue_warn_lease_lost('complete_event', p_id, 'completed');
     RETURN false;
 END
 $$;

@@ -70,10 +70,7 @@ BEGIN
         RETURN v_status;
     END IF;
 
-    SELECT e.status INTO v_status FROM nikita.scheduled_events AS e WHERE e.id = p_id;
-    RAISE WARNING 'fail_event: event % not changed: lease lost (%)', p_id,
-        coalesce('event is now ' || v_status, 'no such event')
-        USING ERRCODE = '01000';
+    PERFORM nikita.queue_warn_lease_lost('fail_event', p_id, 'changed');
     RETURN NULL;
 END
 $$;
