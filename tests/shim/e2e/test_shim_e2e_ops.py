@@ -157,7 +157,12 @@ async def test_conversation_processor(queue_db, conn, tg):
         "talked (telegram)",
         "warm",
     )
-    assert bad["status"] == "ended"  # failed once, will be retried by a later claim
+    # Each claim of the failing conversation is one processor call and one attempt. Usually
+    # one; a second wake-up (the listener's connect racing the NOTIFY) may claim it again,
+    # which the database allows up to 3 attempts.
+    voice_calls = sum(1 for c in seen if c.id == ids["voice"])
+    assert voice_calls >= 1
+    assert bad["processing_attempts"] == voice_calls
+    assert bad["status"] == ("ended" if voice_calls < 3 else "failed")
     assert "transcript missing" in bad["error"]
-    assert bad["processing_attempts"] == 1
-    assert {c.id for c in seen} == set(ids.values())
+    assert sum(1 for c in seen if c.id == ids["telegram"]) == 1, "a processed one is done"
