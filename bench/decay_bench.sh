@@ -22,7 +22,7 @@ sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(100000 1000000)
 base=${DATABASE_URL:-$(scripts/db.sh up)}
 db=nikita_bench_decay
-url=$(.venv/bin/python -c 'import sys; from psycopg.conninfo import make_conninfo; print(make_conninfo(sys.argv[1], dbname=sys.argv[2]))' "$base" "$db")
+url=$(.venv/bin/python scripts/conninfo.py with-db "$base" "$db")
 psql_=(psql -X -q -v ON_ERROR_STOP=1 --no-psqlrc)
 results=${DECAY_BENCH_RESULTS:-bench/RESULTS-decay.md}
 

@@ -18,7 +18,7 @@ OUT=${OUT:-bench/RESULTS-queue.md}
 
 base=${DATABASE_URL:-$(scripts/db.sh up)}
 other_db() {
-    .venv/bin/python -c 'import sys; from psycopg.conninfo import make_conninfo; print(make_conninfo(sys.argv[1], dbname=sys.argv[2]))' "$base" "$1"
+    .venv/bin/python scripts/conninfo.py with-db "$base" "$1"
 }
 admin=$(other_db postgres)
 url=$(other_db "$DB")

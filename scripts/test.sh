@@ -18,7 +18,7 @@ fi
 export DATABASE_URL
 
 # The same cluster, another database (psql takes key=value strings as well as URLs).
-db_url() { "$PY" -c 'import sys; from psycopg.conninfo import make_conninfo; print(make_conninfo(sys.argv[1], dbname=sys.argv[2]))' "$DATABASE_URL" "$1"; }
+db_url() { "$PY" scripts/conninfo.py with-db "$DATABASE_URL" "$1"; }
 
 testdb="nikita_test_$$"
 TEST_DATABASE_URL=$(db_url "$testdb")
@@ -50,9 +50,9 @@ lint() {
     psql -X -q -v ON_ERROR_STOP=1 -d "$TEST_DATABASE_URL" -f scripts/plpgsql_check.sql || status=1
     step "lint: ruff"
     # shellcheck disable=SC2046
-    .venv/bin/ruff check $(existing shim tests bench) || status=1
+    .venv/bin/ruff check $(existing shim tests bench scripts) || status=1
     # shellcheck disable=SC2046
-    .venv/bin/ruff format --check $(existing shim tests bench) || status=1
+    .venv/bin/ruff format --check $(existing shim tests bench scripts) || status=1
 }
 
 if $lint_only; then
@@ -63,13 +63,7 @@ fi
 step "pgTAP (pg_prove tests/sql)"
 # pg_prove reads a plain database name, not a key=value string: hand it libpq's variables.
 (
-    eval "$("$PY" -c 'import shlex, sys
-from psycopg.conninfo import conninfo_to_dict
-names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
-         "dbname": "PGDATABASE", "sslmode": "PGSSLMODE"}
-for key, value in conninfo_to_dict(sys.argv[1]).items():
-    if key in names:
-        print(f"export {names[key]}={shlex.quote(str(value))}")' "$TEST_DATABASE_URL")"
+    eval "$("$PY" scripts/conninfo.py pg-env "$TEST_DATABASE_URL")"
     pg_prove --ext .sql -r tests/sql
 ) || status=1
 
