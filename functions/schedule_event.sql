@@ -8,6 +8,27 @@
 --   23503 foreign_key_violation    user_id (or source conversation) does not exist
 --   23505 unique_violation         the dedupe_key is live on another user's event
 
+-- An optional content key, when present, must have one JSON type. Internal; granted to nobody.
+CREATE OR REPLACE FUNCTION nikita.queue_check_optional_key(
+    p_content jsonb, p_key text, p_type text, p_what text
+)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_type text := pg_catalog.jsonb_typeof(p_content -> p_key);
+BEGIN
+    IF v_type IS NOT NULL AND v_type <> p_type THEN
+        RAISE EXCEPTION 'content.% must be %, got %', p_key, p_what, v_type
+            USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION nikita.queue_check_optional_key(jsonb, text, text, text)
+IS 'Internal: 22023 unless p_content has no p_key or its value is of JSON type p_type.';
+REVOKE EXECUTE ON FUNCTION nikita.queue_check_optional_key(jsonb, text, text, text) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION nikita.queue_schedule(
     p_user_id uuid,
     p_platform text,
@@ -167,18 +188,12 @@ BEGIN
             RAISE EXCEPTION 'content.parse_mode must be "HTML" or "MarkdownV2", got %', v_value
                 USING ERRCODE = '22023';
         END IF;
-        v_value := v_content -> 'reply_markup';
-        IF v_value IS NOT NULL AND pg_catalog.jsonb_typeof(v_value) <> 'object' THEN
-            RAISE EXCEPTION 'content.reply_markup must be a JSON object, got %',
-                pg_catalog.jsonb_typeof(v_value)
-                USING ERRCODE = '22023';
-        END IF;
-        v_value := v_content -> 'disable_notification';
-        IF v_value IS NOT NULL AND pg_catalog.jsonb_typeof(v_value) <> 'boolean' THEN
-            RAISE EXCEPTION 'content.disable_notification must be a boolean, got %',
-                pg_catalog.jsonb_typeof(v_value)
-                USING ERRCODE = '22023';
-        END IF;
+        PERFORM nikita.queue_check_optional_key(
+            v_content, 'reply_markup', 'object', 'a JSON object'
+        );
+        PERFORM nikita.queue_check_optional_key(
+            v_content, 'disable_notification', 'boolean', 'a boolean'
+        );
     ELSE
         SELECT string_agg(k.key, ', ' ORDER BY k.key) INTO v_unknown
         FROM pg_catalog.jsonb_object_keys(v_content) AS k (key)
@@ -205,25 +220,13 @@ BEGIN
                 USING ERRCODE = '22023';
         END IF;
 
-        v_value := v_content -> 'prompt';
-        IF v_value IS NOT NULL AND pg_catalog.jsonb_typeof(v_value) <> 'string' THEN
-            RAISE EXCEPTION 'content.prompt must be a string, got %',
-                pg_catalog.jsonb_typeof(v_value)
-                USING ERRCODE = '22023';
-        END IF;
-        v_value := v_content -> 'first_message';
-        IF v_value IS NOT NULL AND pg_catalog.jsonb_typeof(v_value) <> 'string' THEN
-            RAISE EXCEPTION 'content.first_message must be a string, got %',
-                pg_catalog.jsonb_typeof(v_value)
-                USING ERRCODE = '22023';
-        END IF;
+        PERFORM nikita.queue_check_optional_key(v_content, 'prompt', 'string', 'a string');
+        PERFORM nikita.queue_check_optional_key(v_content, 'first_message', 'string', 'a string');
+        PERFORM nikita.queue_check_optional_key(
+            v_content, 'dynamic_variables', 'object', 'a JSON object'
+        );
         v_value := v_content -> 'dynamic_variables';
         IF v_value IS NOT NULL THEN
-            IF pg_catalog.jsonb_typeof(v_value) <> 'object' THEN
-                RAISE EXCEPTION 'content.dynamic_variables must be a JSON object, got %',
-                    pg_catalog.jsonb_typeof(v_value)
-                    USING ERRCODE = '22023';
-            END IF;
             SELECT string_agg(kv.key, ', ' ORDER BY kv.key) INTO v_unknown
             FROM pg_catalog.jsonb_each(v_value) AS kv
             WHERE pg_catalog.jsonb_typeof(kv.value) NOT IN ('string', 'number', 'boolean');
