@@ -2,7 +2,8 @@
 # make bench: every benchmark of the project, assembled into bench/RESULTS.md.
 #
 #   scripts/bench.sh            full run (~12 minutes on 2 cores)
-#   scripts/bench.sh --quick    smaller counts, a smoke run (~3 minutes)
+#   scripts/bench.sh --quick    smaller counts, a smoke run, into bench/RESULTS-quick.md
+#                               (git-ignored: it never replaces the full results)
 #
 # Uses DATABASE_URL's cluster (a superuser URL) or the embedded one. Every benchmark creates and
 # drops its own database; the project database (pg_cron's) is never touched. Not part of
@@ -12,7 +13,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 quick=false
-[ "${1:-}" = "--quick" ] && quick=true
+results=bench/RESULTS.md
+if [ "${1:-}" = "--quick" ]; then
+    quick=true
+    results=bench/RESULTS-quick.md
+fi
 
 cluster=${DATABASE_URL:-$(scripts/db.sh up)}
 export DATABASE_URL=$cluster
@@ -95,6 +100,6 @@ section() {
     echo "## Decay (bench/decay_bench.sh)"
     echo
     section "$work/decay.md"
-} >bench/RESULTS.md
-say "wrote bench/RESULTS.md (${elapsed} s)"
+} >"$results"
+say "wrote $results (${elapsed} s)"
 exit $status
