@@ -14,7 +14,10 @@ LANGUAGE sql AS $$
     INSERT INTO ev SELECT p_name, nikita.schedule_event(
         ('00000000-0000-0000-0000-00000000001' || p_user)::uuid, p_platform, 'follow_up',
         CASE WHEN p_platform = 'voice' THEN '{}'::jsonb ELSE '{"text": "x"}'::jsonb END,
-        now() + p_at)
+        now() + p_at);
+    -- Backdated here: schedule_event stores a time beyond max_lateness as now (0009).
+    UPDATE nikita.scheduled_events SET scheduled_at = now() + p_at
+    WHERE id = (SELECT id FROM ev WHERE name = p_name);
 $$;
 
 -- ------------------------------------------------------------------------ cancel

@@ -18,8 +18,9 @@ LANGUAGE sql AS $$
         ('00000000-0000-0000-0000-0000000000f' || p_user)::uuid, p_platform, 'message_delivery',
         CASE WHEN p_platform = 'voice' THEN '{}'::jsonb ELSE '{"text": "x"}'::jsonb END,
         now() + p_scheduled);
+    -- Backdated here: schedule_event stores a time beyond max_lateness as now (0009).
     UPDATE nikita.scheduled_events
-    SET status = p_status, attempts = p_attempts,
+    SET status = p_status, attempts = p_attempts, scheduled_at = now() + p_scheduled,
         locked_by = CASE WHEN p_status = 'sending' THEN 'crashed-worker' END,
         locked_until = CASE WHEN p_status = 'sending' THEN now() + p_lease END,
         lock_token = CASE WHEN p_status = 'sending' THEN gen_random_uuid() END
