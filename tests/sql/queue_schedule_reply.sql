@@ -1,6 +1,6 @@
 -- nikita.schedule_reply: chapter delays, content, conversation link, bad input.
 BEGIN;
-SELECT plan(20);
+SELECT plan(23);
 
 INSERT INTO nikita.users (id, telegram_id, chapter) VALUES
 ('00000000-0000-0000-0000-0000000000b1', 2001, 1),
@@ -112,6 +112,29 @@ SELECT throws_ok(
         '{"text": "y"}')$$,
     '22023', 'options must not contain text (pass it as p_text)', 'text in options'
 );
+-- The bounds of schedule_event apply (0009).
+SELECT throws_ok(
+    format('SELECT nikita.schedule_reply(%L, %L)', '00000000-0000-0000-0000-0000000000b1',
+        U&'\00A0\200B\00A0'),
+    '22023', 'content.text must not be empty or blank',
+    'a text of only non-breaking and zero-width spaces is blank');
+SELECT throws_ok(
+    format('SELECT nikita.schedule_reply(%L, %L, NULL, NULL, %L)',
+        '00000000-0000-0000-0000-0000000000b1', 'x',
+        jsonb_build_object('reply_markup',
+            (repeat('{"a": ', 3000) || '1' || repeat('}', 3000))::jsonb)),
+    '22023', 'content.reply_markup is nested too deeply: at most 16 levels below content',
+    'options with a reply_markup nested 3,000 levels deep');
+SELECT throws_ok(
+    format('SELECT nikita.schedule_reply(%L, %L, NULL, NULL, %L)',
+        '00000000-0000-0000-0000-0000000000b1', 'x',
+        jsonb_build_object('reply_markup', jsonb_build_object('inline_keyboard',
+            jsonb_build_array(jsonb_build_array(
+                jsonb_build_object('text', 'b', 'callback_data', repeat('c', 65))))))),
+    '22023',
+    'content.reply_markup.inline_keyboard[0][0].callback_data must be a string of 1 to 64 bytes, '
+    'got 65 bytes',
+    'options with a callback_data of 65 bytes');
 SELECT set_eq('SELECT id FROM nikita.scheduled_events', 'SELECT id FROM before',
     'no bad input stored anything');
 
