@@ -2,7 +2,7 @@
 -- is unchanged afterwards. Generated list of cases; each names the constraint it proves.
 BEGIN;
 
-SELECT plan(73);
+SELECT plan(89);
 
 INSERT INTO nikita.users (id, telegram_id, phone) VALUES ('00000000-0000-0000-0000-000000000001', 1001, '+4915112345678');
 CREATE TEMP TABLE counts_before AS
@@ -400,6 +400,100 @@ SELECT throws_ok(
     'new row for relation "settings" violates check constraint "settings_key_format"',
     'settings_key_format rejects a bad row'
 );
+
+-- Free-text length limits and the content bound (0009).
+SELECT throws_ok(
+    $$INSERT INTO nikita.scheduled_events (user_id, platform, event_type, content, status, delivered_at, provider_ref) VALUES ('00000000-0000-0000-0000-000000000001', 'telegram', 'follow_up', '{"chat_id": 1001, "text": "hi"}', 'delivered', now(), repeat('1', 1025))$$,
+    '23514',
+    'new row for relation "scheduled_events" violates check constraint "scheduled_events_provider_ref_length"',
+    'scheduled_events_provider_ref_length: 1025 characters'
+);
+SELECT throws_ok(
+    $$INSERT INTO nikita.scheduled_events (user_id, platform, event_type, content, last_error) VALUES ('00000000-0000-0000-0000-000000000001', 'telegram', 'follow_up', '{"chat_id": 1001, "text": "hi"}', repeat('e', 2001))$$,
+    '23514',
+    'new row for relation "scheduled_events" violates check constraint "scheduled_events_last_error_length"',
+    'scheduled_events_last_error_length: 2001 characters'
+);
+SELECT throws_ok(
+    $$INSERT INTO nikita.scheduled_events (user_id, platform, event_type, content, status, attempts, locked_by, locked_until, lock_token) VALUES ('00000000-0000-0000-0000-000000000001', 'telegram', 'follow_up', '{"chat_id": 1001, "text": "hi"}', 'sending', 1, repeat('w', 201), now(), gen_random_uuid())$$,
+    '23514',
+    'new row for relation "scheduled_events" violates check constraint "scheduled_events_locked_by_length"',
+    'scheduled_events_locked_by_length: 201 characters'
+);
+SELECT throws_ok(
+    $$INSERT INTO nikita.scheduled_events (user_id, platform, event_type, content) VALUES ('00000000-0000-0000-0000-000000000001', 'telegram', 'follow_up', jsonb_build_object('chat_id', 1001, 'text', 'hi', 'junk', repeat('j', 300000)))$$,
+    '23514',
+    'new row for relation "scheduled_events" violates check constraint "scheduled_events_content_bounded"',
+    'scheduled_events_content_bounded: content over 262144 bytes'
+);
+SELECT throws_ok(
+    $$INSERT INTO nikita.scheduled_events (user_id, platform, event_type, content) VALUES ('00000000-0000-0000-0000-000000000001', 'telegram', 'follow_up', jsonb_build_object('chat_id', 1001, 'text', 'hi', 'reply_markup', (repeat('[', 16) || '1' || repeat(']', 16))::jsonb))$$,
+    '23514',
+    'new row for relation "scheduled_events" violates check constraint "scheduled_events_content_bounded"',
+    'scheduled_events_content_bounded: a value 17 levels below content'
+);
+SELECT throws_ok(
+    $$INSERT INTO nikita.conversations (user_id, platform, status, ended_at, processing_attempts, locked_by, locked_until, lock_token) VALUES ('00000000-0000-0000-0000-000000000001', 'voice', 'processing', now(), 1, repeat('w', 201), now(), gen_random_uuid())$$,
+    '23514',
+    'new row for relation "conversations" violates check constraint "conversations_locked_by_length"',
+    'conversations_locked_by_length: 201 characters'
+);
+SELECT throws_ok(
+    $$INSERT INTO nikita.conversations (user_id, platform, error) VALUES ('00000000-0000-0000-0000-000000000001', 'voice', repeat('e', 4001))$$,
+    '23514',
+    'new row for relation "conversations" violates check constraint "conversations_error_length"',
+    'conversations_error_length: 4001 characters'
+);
+SELECT throws_ok(
+    $$INSERT INTO nikita.conversations (user_id, platform, summary) VALUES ('00000000-0000-0000-0000-000000000001', 'voice', repeat('s', 16001))$$,
+    '23514',
+    'new row for relation "conversations" violates check constraint "conversations_summary_length"',
+    'conversations_summary_length: 16001 characters'
+);
+SELECT throws_ok(
+    $$INSERT INTO nikita.conversations (user_id, platform, emotional_tone) VALUES ('00000000-0000-0000-0000-000000000001', 'voice', repeat('t', 201))$$,
+    '23514',
+    'new row for relation "conversations" violates check constraint "conversations_emotional_tone_length"',
+    'conversations_emotional_tone_length: 201 characters'
+);
+SELECT throws_ok(
+    $$INSERT INTO nikita.daily_summaries (user_id, date, score_start, score_end, summary_text) VALUES ('00000000-0000-0000-0000-000000000001', '2026-01-02', 50, 50, repeat('s', 8001))$$,
+    '23514',
+    'new row for relation "daily_summaries" violates check constraint "daily_summaries_summary_text_length"',
+    'daily_summaries_summary_text_length: 8001 characters'
+);
+SELECT throws_ok(
+    $$INSERT INTO nikita.job_executions (job_name, status, completed_at, error) VALUES ('decay', 'failed', now(), repeat('e', 8001))$$,
+    '23514',
+    'new row for relation "job_executions" violates check constraint "job_executions_error_length"',
+    'job_executions_error_length: 8001 characters'
+);
+SELECT throws_ok(
+    $$INSERT INTO nikita.signup_sessions (telegram_id, chat_id, email) VALUES (8, 8, repeat('a', 64) || '@' || repeat('b', 186) || '.com')$$,
+    '23514',
+    'new row for relation "signup_sessions" violates check constraint "signup_sessions_email_length"',
+    'signup_sessions_email_length: a 255-character address'
+);
+SELECT throws_ok(
+    $$UPDATE nikita.settings SET description = repeat('d', 1001) WHERE key = 'max_lateness'$$,
+    '23514',
+    'new row for relation "settings" violates check constraint "settings_description_length"',
+    'settings_description_length: 1001 characters'
+);
+SELECT lives_ok(
+    $$INSERT INTO nikita.scheduled_events (user_id, platform, event_type, content, status, delivered_at, provider_ref, last_error) VALUES ('00000000-0000-0000-0000-000000000001', 'telegram', 'follow_up', '{"chat_id": 1001, "text": "hi"}', 'delivered', now(), repeat('1', 1024), repeat('e', 2000))$$,
+    'provider_ref of 1024 and last_error of 2000 characters are accepted'
+);
+SELECT lives_ok(
+    $$INSERT INTO nikita.conversations (user_id, platform, error, summary, emotional_tone) VALUES ('00000000-0000-0000-0000-000000000001', 'voice', repeat('e', 4000), repeat('s', 16000), repeat('t', 200))$$,
+    'conversation error 4000, summary 16000, emotional_tone 200 characters are accepted'
+);
+SELECT lives_ok(
+    $$INSERT INTO nikita.signup_sessions (telegram_id, chat_id, email) VALUES (9, 9, repeat('a', 64) || '@' || repeat('b', 185) || '.com')$$,
+    'a 254-character e-mail address is accepted'
+);
+-- (The accepted conversation goes again: the last check counts conversations.)
+DELETE FROM nikita.conversations WHERE emotional_tone = repeat('t', 200);
 
 SELECT throws_ok($$INSERT INTO nikita.users (telegram_id) VALUES (1001)$$, '23505',
     'duplicate key value violates unique constraint "users_telegram_id_key"', 'telegram_id is unique');
