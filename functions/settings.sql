@@ -1,5 +1,10 @@
 -- Typed readers of nikita.settings. Internal: used by the package's own functions, which run as
 -- their owner; not granted to anyone.
+--
+-- What a reader gets is in range: every write of a package setting is checked by CHECK
+-- settings_value_valid (nikita.check_setting_value, sql/0009_bounds.sql), which refuses a bad
+-- value with 23514 naming the key and its rule, e.g. max_lateness 1 minute..30 days,
+-- game_over_text not blank (nikita.is_blank). The jobs' own guards stay as a second line.
 
 CREATE OR REPLACE FUNCTION nikita.setting(p_key text)
 RETURNS jsonb
