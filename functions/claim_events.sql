@@ -214,8 +214,9 @@ $$;
 COMMENT ON FUNCTION nikita.claim_events(text, integer, interval, integer)
 IS 'Claim up to p_max due pending events (oldest first, SKIP LOCKED) for worker p_worker with a '
 'lease of p_lease: status sending, a fresh lock_token, attempts + 1 (returned: first delivery '
-'= 1). At most p_max_voice of them voice events (NULL: no limit; 0: none). At most one event '
-'in flight per user, also across concurrent claimers; ops_alert events without a user are not '
+'= 1). At most p_max_voice of them voice events (NULL: no limit; 0: none). Per user only the '
+'head (first pending event by the time the app asked for, then creation order) and at most one '
+'event in flight, also across concurrent claimers; ops_alert events without a user are not '
 'limited. Events more than max_lateness late are left to sweep_events. Must run in READ '
 'COMMITTED (25000 otherwise); bad arguments: 22004 (null worker, max, lease), 22023 (worker '
 'length, max outside 1..10000, lease outside 1 s..1 day, negative max_voice).';
