@@ -3,10 +3,13 @@
 -- per user.
 --
 -- Per-user exclusivity, also between concurrent claimers (READ COMMITTED), in two statements:
---  1. candidates: a user's oldest pending event (no older pending row of the same user, so one
---     batch never holds two events of a user), of a user not seen in flight by this statement's
---     snapshot, row-locked (SKIP LOCKED), and for which a transaction-level advisory try-lock
---     on the user succeeds (a user being claimed by another transaction is skipped);
+--  1. candidates: a due pending event that is its user's head - the user's first pending
+--     event in the order key (coalesce(order_at, scheduled_at), seq), not past max_lateness
+--     (0010) - so one batch never holds two events of a user and a user's later event waits
+--     while the head waits for its retry or defer time; of a user not seen in flight by this
+--     statement's snapshot, row-locked (SKIP LOCKED), and for which a transaction-level
+--     advisory try-lock on the user succeeds (a user being claimed by another transaction is
+--     skipped);
 --  2. the update to 'sending', in a second statement whose snapshot is taken after every lock
 --     of step 1 was granted: a candidate whose user has an in-flight ('sending') row in that
 --     snapshot is dropped. A claimer that committed before we got a user's lock is therefore
@@ -15,11 +18,21 @@
 -- One fresh snapshot per claim instead of one per candidate (the former per-candidate PL/pgSQL
 -- helper cost ~50 µs a row under load; see docs/queue.md, "Performance").
 -- Events without a user (ops_alert) have no per-user limit.
+--
+-- p_max_voice (the shim: its free call slots) caps the voice events of one claim, so that a
+-- voice event is claimed only when a call can start at once. With a cap, voice candidates are
+-- collected first (at most the cap, from the voice rows' own index), then the other platforms,
+-- skipping the users already taken (the two statements have different snapshots: a user's head
+-- can change in between).
+
+-- The 3-argument form is replaced by the one with p_max_voice (same defaults for old callers).
+DROP FUNCTION IF EXISTS nikita.claim_events(text, integer, interval);
 
 CREATE OR REPLACE FUNCTION nikita.claim_events(
     p_worker text,
     p_max integer DEFAULT 50,
-    p_lease interval DEFAULT '2 minutes'
+    p_lease interval DEFAULT '2 minutes',
+    p_max_voice integer DEFAULT NULL
 )
 RETURNS TABLE (
     id uuid,
@@ -40,7 +53,8 @@ AS $$
 #variable_conflict use_column
 DECLARE
     v_oldest timestamptz;
-    v_ids uuid[];
+    v_ids uuid[] := ARRAY[]::uuid[];
+    v_users uuid[] := ARRAY[]::uuid[];
 BEGIN
     IF p_worker IS NULL THEN
         RAISE EXCEPTION 'worker must not be null' USING ERRCODE = '22004';
@@ -61,6 +75,10 @@ BEGIN
         RAISE EXCEPTION 'lease must be between 1 second and 1 day, got %', p_lease
             USING ERRCODE = '22023';
     END IF;
+    IF p_max_voice < 0 THEN
+        RAISE EXCEPTION 'max_voice must not be negative, got %', p_max_voice
+            USING ERRCODE = '22023';
+    END IF;
     IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'claim_events must run in a READ COMMITTED transaction, not %',
             pg_catalog.current_setting('transaction_isolation')
@@ -72,46 +90,94 @@ BEGIN
     v_oldest := pg_catalog.now() - nikita.setting_interval('max_lateness');
 
     -- 1. Candidates, in this statement's snapshot: row-locked (SKIP LOCKED) and, for players,
-    --    advisory-locked. The CASE keeps the order of the checks: only a user's oldest pending
-    --    event, of a user not known to be in flight, costs a try-lock.
-    SELECT pg_catalog.array_agg(p.id) INTO v_ids
-    FROM (
-        SELECT e.id
-        FROM nikita.scheduled_events AS e
-        WHERE e.status = 'pending'
-          AND e.scheduled_at <= pg_catalog.now()
-          AND e.scheduled_at >= v_oldest
-          AND CASE
-              WHEN e.user_id IS NULL THEN true
-              -- users known (to this statement's snapshot) to have an event in flight: one
-              -- hashed set per statement, so their queued rows cost a hash probe
-              WHEN e.user_id IN (
-                  SELECT s.user_id FROM nikita.scheduled_events AS s
-                  WHERE s.status = 'sending'
-              ) THEN false
-              -- only the user's oldest pending event (one probe of
-              -- scheduled_events_user_pending_idx, whose order the ORDER BY names so that the
-              -- planner takes it even before the table has statistics); one past
-              -- max_lateness, left to the sweep, does not hold the user's newer events back
-              WHEN (
-                  SELECT o.id FROM nikita.scheduled_events AS o
-                  WHERE o.user_id = e.user_id
-                    AND o.status = 'pending'
-                    AND o.scheduled_at >= v_oldest
-                  ORDER BY o.user_id, o.scheduled_at, o.id
-                  LIMIT 1
-              ) <> e.id THEN false
-              -- a user another claimer is claiming right now is skipped
-              ELSE pg_catalog.pg_try_advisory_xact_lock(
-                  1852535157, pg_catalog.hashtext(e.user_id::text)
-              )
-          END
-        ORDER BY e.scheduled_at
-        LIMIT p_max
-        FOR UPDATE SKIP LOCKED
-    ) AS p;
+    --    advisory-locked. The CASE keeps the order of the checks: only a user's head, of a user
+    --    not known to be in flight, costs a try-lock. Without a voice cap one statement over
+    --    every platform; with a cap, first the voice statement (at most the cap; none for 0),
+    --    then the same over the other platforms. The two differ only in the platform filter
+    --    and the index it lets the planner take: keep their CASE in step.
+    IF p_max_voice > 0 THEN
+        SELECT pg_catalog.array_agg(p.id),
+            pg_catalog.array_agg(p.user_id) FILTER (WHERE p.user_id IS NOT NULL)
+        INTO v_ids, v_users
+        FROM (
+            SELECT e.id, e.user_id
+            FROM nikita.scheduled_events AS e
+            WHERE e.status = 'pending'
+              AND e.platform = 'voice'
+              AND e.scheduled_at <= pg_catalog.now()
+              AND e.scheduled_at >= v_oldest
+              AND CASE
+                  WHEN e.user_id IS NULL THEN true
+                  WHEN e.user_id IN (
+                      SELECT s.user_id FROM nikita.scheduled_events AS s
+                      WHERE s.status = 'sending'
+                  ) THEN false
+                  WHEN (
+                      SELECT o.seq FROM nikita.scheduled_events AS o
+                      WHERE o.user_id = e.user_id
+                        AND o.status = 'pending'
+                        AND o.scheduled_at >= v_oldest
+                      ORDER BY o.user_id, coalesce(o.order_at, o.scheduled_at), o.seq
+                      LIMIT 1
+                  ) <> e.seq THEN false
+                  ELSE pg_catalog.pg_try_advisory_xact_lock(
+                      1852535157, pg_catalog.hashtext(e.user_id::text)
+                  )
+              END
+            ORDER BY e.scheduled_at
+            LIMIT least(p_max_voice, p_max)
+            FOR UPDATE SKIP LOCKED
+        ) AS p;
+        v_ids := coalesce(v_ids, ARRAY[]::uuid[]);
+        v_users := coalesce(v_users, ARRAY[]::uuid[]);
+    END IF;
 
-    IF v_ids IS NULL THEN
+    IF pg_catalog.cardinality(v_ids) < p_max THEN
+        SELECT v_ids || coalesce(pg_catalog.array_agg(p.id), ARRAY[]::uuid[]) INTO v_ids
+        FROM (
+            SELECT e.id
+            FROM nikita.scheduled_events AS e
+            WHERE e.status = 'pending'
+              AND e.scheduled_at <= pg_catalog.now()
+              AND e.scheduled_at >= v_oldest
+              -- a voice cap: voice was the statement above's
+              AND (p_max_voice IS NULL OR e.platform <> 'voice')
+              AND CASE
+                  WHEN e.user_id IS NULL THEN true
+                  -- a user taken by the voice statement
+                  WHEN e.user_id = ANY(v_users) THEN false
+                  -- users known (to this statement's snapshot) to have an event in flight: one
+                  -- hashed set per statement, so their queued rows cost a hash probe
+                  WHEN e.user_id IN (
+                      SELECT s.user_id FROM nikita.scheduled_events AS s
+                      WHERE s.status = 'sending'
+                  ) THEN false
+                  -- only the user's head: one index-only probe of
+                  -- scheduled_events_user_order_idx, whose order the ORDER BY names so that the
+                  -- planner takes it even before the table has statistics. A head past
+                  -- max_lateness, left to the sweep, does not hold the user's newer events
+                  -- back; a head waiting for its retry or defer time (scheduled_at in the
+                  -- future, so not a candidate itself) does.
+                  WHEN (
+                      SELECT o.seq FROM nikita.scheduled_events AS o
+                      WHERE o.user_id = e.user_id
+                        AND o.status = 'pending'
+                        AND o.scheduled_at >= v_oldest
+                      ORDER BY o.user_id, coalesce(o.order_at, o.scheduled_at), o.seq
+                      LIMIT 1
+                  ) <> e.seq THEN false
+                  -- a user another claimer is claiming right now is skipped
+                  ELSE pg_catalog.pg_try_advisory_xact_lock(
+                      1852535157, pg_catalog.hashtext(e.user_id::text)
+                  )
+              END
+            ORDER BY e.scheduled_at
+            LIMIT p_max - pg_catalog.cardinality(v_ids)
+            FOR UPDATE SKIP LOCKED
+        ) AS p;
+    END IF;
+
+    IF pg_catalog.cardinality(v_ids) = 0 THEN
         RETURN;
     END IF;
 
@@ -145,11 +211,14 @@ BEGIN
     ORDER BY c.scheduled_at;
 END
 $$;
-COMMENT ON FUNCTION nikita.claim_events(text, integer, interval)
+COMMENT ON FUNCTION nikita.claim_events(text, integer, interval, integer)
 IS 'Claim up to p_max due pending events (oldest first, SKIP LOCKED) for worker p_worker with a '
 'lease of p_lease: status sending, a fresh lock_token, attempts + 1 (returned: first delivery '
-'= 1). At most one event in flight per user, also across concurrent claimers; ops_alert '
-'events without a user are not limited. Events more than max_lateness late are left to '
-'sweep_events. Must run in READ COMMITTED (25000 otherwise); bad arguments: 22004, 22023.';
-REVOKE EXECUTE ON FUNCTION nikita.claim_events(text, integer, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION nikita.claim_events(text, integer, interval) TO nikita_worker;
+'= 1). At most p_max_voice of them voice events (NULL: no limit; 0: none). Per user only the '
+'head (first pending event by the time the app asked for, then creation order) and at most one '
+'event in flight, also across concurrent claimers; ops_alert events without a user are not '
+'limited. Events more than max_lateness late are left to sweep_events. Must run in READ '
+'COMMITTED (25000 otherwise); bad arguments: 22004 (null worker, max, lease), 22023 (worker '
+'length, max outside 1..10000, lease outside 1 s..1 day, negative max_voice).';
+REVOKE EXECUTE ON FUNCTION nikita.claim_events(text, integer, interval, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nikita.claim_events(text, integer, interval, integer) TO nikita_worker;

@@ -1,6 +1,8 @@
 -- A failed delivery attempt. Retryable with attempts left: back to pending after a backoff of
--- 2^(attempt-1) minutes with +-10 % jitter, capped at 1 hour. Permanent, or attempts exhausted:
--- failed. Every error is appended to the row's errors history and kept in last_error.
+-- 2^(attempt-1) minutes with +-10 % jitter, capped at 1 hour, keeping its place in the user's
+-- order (order_at keeps the time the app asked for): the user's later events wait for it.
+-- Permanent, or attempts exhausted: failed, which releases the user's later events. Every
+-- error is appended to the row's errors history and kept in last_error.
 
 CREATE OR REPLACE FUNCTION nikita.queue_backoff(p_attempt integer)
 RETURNS interval
@@ -53,6 +55,8 @@ BEGIN
         scheduled_at = CASE WHEN p_retryable AND e.attempts < e.max_attempts
             THEN pg_catalog.now() + nikita.queue_backoff(e.attempts)
             ELSE e.scheduled_at END,
+        -- the retry waits at its place in the user's line (0010)
+        order_at = coalesce(e.order_at, e.scheduled_at),
         last_error = v_error,
         errors = e.errors || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
             'at', pg_catalog.now(),
@@ -76,7 +80,8 @@ END
 $$;
 COMMENT ON FUNCTION nikita.fail_event(uuid, uuid, text, boolean)
 IS 'Record a failed delivery attempt of a claimed event. Retryable and attempts < max_attempts: '
-'pending again at now + 2^(attempt-1) min +-10 % (at most 1 h); else failed. Appends '
+'pending again at now + 2^(attempt-1) min +-10 % (at most 1 h), keeping its place in the '
+'user''s order (later events of the user wait for it); else failed. Appends '
 '{at, attempt, error, retryable} to errors, sets last_error (2,000 chars max). Returns the new '
 'status, or NULL with a WARNING when the lease was lost. 22004 for null arguments.';
 REVOKE EXECUTE ON FUNCTION nikita.fail_event(uuid, uuid, text, boolean) FROM PUBLIC;

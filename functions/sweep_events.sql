@@ -1,9 +1,11 @@
 -- The minutely sweep of the queue (run_job('sweep')), also run by the shim after a (re)connect:
 --  1. expired leases: Telegram -> pending again (at-least-once; the attempt stays consumed, and
---     with no attempt left -> failed); voice -> failed 'outcome unknown: lease expired' (a call
+--     with no attempt left -> failed), at its place (scheduled_at and order unchanged: still
+--     its user's head); voice -> failed 'outcome unknown: lease expired' (a call
 --     may have been placed: never call twice);
 --  2. pending events more than max_lateness past due -> failed 'expired';
---  3. NOTIFY nikita_events when claimable work is due.
+--  3. NOTIFY nikita_events when claimable work is due (a user's head or an ops alert, as
+--     next_due_at).
 -- All with p_now, never another reading of the clock.
 
 CREATE OR REPLACE FUNCTION nikita.sweep_events(p_now timestamptz DEFAULT now())
@@ -85,20 +87,7 @@ BEGIN
 
     -- 3. Wake the shim when claimable work is due (the re-queue above notified already,
     --    through the trigger; a second identical NOTIFY in one transaction is folded).
-    SELECT e.scheduled_at INTO v_due
-    FROM nikita.scheduled_events AS e
-    WHERE e.status = 'pending'
-      AND e.scheduled_at >= p_now - v_lateness
-      AND e.scheduled_at <= p_now
-      AND (
-          e.user_id IS NULL
-          OR NOT EXISTS (
-              SELECT 1 FROM nikita.scheduled_events AS s
-              WHERE s.user_id = e.user_id AND s.status = 'sending'
-          )
-      )
-    ORDER BY e.scheduled_at
-    LIMIT 1;
+    v_due := nikita.queue_first_claimable(p_now - v_lateness, p_now);
     IF v_due IS NOT NULL THEN
         PERFORM pg_catalog.pg_notify('nikita_events', nikita.queue_iso8601(v_due));
     END IF;

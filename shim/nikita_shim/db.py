@@ -44,7 +44,7 @@ NEXT_DUE_SQL = (
 )
 SWEEP_SQL = "SELECT nikita.sweep_events()"
 REQUIRED_FUNCTIONS = (
-    "nikita.claim_events(text,integer,interval)",
+    "nikita.claim_events(text,integer,interval,integer)",
     "nikita.complete_events(uuid[],uuid[],text[])",
     "nikita.fail_event(uuid,uuid,text,boolean)",
     "nikita.defer_event(uuid,uuid,timestamptz)",

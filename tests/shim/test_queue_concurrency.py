@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 
+from nikita_testdb import ROOT
+
 WAIT = 30  # seconds: a guard against hangs, never an assertion
 
 
@@ -150,6 +152,30 @@ def test_uncommitted_claim_does_not_block_other_users(db_url: str) -> None:
         assert [r[0] for r in claim(b, "B", 10)] == [e1], "A rolled back: e1 is claimable"
 
 
+def test_claim_skips_rows_locked_elsewhere_and_takes_at_most_max(db_url: str) -> None:
+    """LIMIT max FOR UPDATE SKIP LOCKED, by behaviour: ops alerts (no per-user lock) of which
+    the oldest is row-locked by another transaction. The claim neither waits for it nor takes
+    it, and returns exactly max of the others, oldest first."""
+    with connect(db_url) as setup:
+        ids = [
+            setup.execute(
+                "SELECT nikita.schedule_event(NULL, 'telegram', 'ops_alert',"
+                " jsonb_build_object('text', 'a' || %s::text, 'chat_id', -1),"
+                " now() - make_interval(mins => %s))",
+                (i, 10 - i),
+            ).fetchone()[0]
+            for i in range(4)
+        ]
+    with connect(db_url) as a, connect(db_url) as b:
+        a.autocommit = False
+        a.execute("SELECT 1 FROM nikita.scheduled_events WHERE id = %s FOR UPDATE", (ids[0],))
+        # A guard against a hang: a claim that waited for A's lock fails here instead.
+        b.execute("SET lock_timeout = '10s'")
+        assert [r[0] for r in claim(b, "B", 2)] == ids[1:3]
+        a.rollback()
+        assert [r[0] for r in claim(b, "B", 5)] == [ids[0], ids[3]]
+
+
 def test_per_user_exclusivity_under_concurrent_load(db_url: str) -> None:
     """Four workers, 20 users with many events each, a writer adding older events and workers
     deferring events into the past; an oracle unique index on (user_id) WHERE status = 'sending'
@@ -257,6 +283,111 @@ def wait_until_blocked(watch: psycopg.Connection, pid: int) -> None:
             return
         threading.Event().wait(0.01)
     raise AssertionError(f"backend {pid} never blocked")
+
+
+RECHECK = """
+          AND (
+              e.user_id IS NULL
+              OR NOT EXISTS (
+                  SELECT 1 FROM nikita.scheduled_events AS s
+                  WHERE s.user_id = e.user_id AND s.status = 'sending'
+              )
+          )
+        RETURNING"""
+
+
+def wait_until_waiting_for(watch: psycopg.Connection, pid: int, relation: str) -> None:
+    """Until backend `pid` waits for a lock on `relation` (a guard timeout, not an assertion)."""
+    for _ in range(WAIT * 100):
+        row = watch.execute(
+            "SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted AND relation = %s::regclass",
+            (pid, relation),
+        ).fetchone()
+        if row is not None:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"backend {pid} never waited for {relation}")
+
+
+def lock_index(conn: psycopg.Connection, index: str) -> None:
+    """ACCESS EXCLUSIVE on the index alone (SET TABLESPACE to its own tablespace changes
+    nothing else; LOCK TABLE does not take indexes)."""
+    conn.execute(f"ALTER INDEX {index} SET TABLESPACE pg_default")
+
+
+ORDER_IDX = "nikita.scheduled_events_user_order_idx"
+CLAIM_IDX = "nikita.scheduled_events_claim_idx"
+
+
+def claim_while_another_claim_commits(db_url: str) -> tuple[list[tuple], int]:
+    """The window only the second statement's fresh snapshot closes, forced.
+
+    A's candidate statement takes its snapshot and then stops: the executor opens the
+    statement's indexes only after the snapshot was taken (a generic plan, so no planning
+    opens them first; no seq scan, so the plan reads them), and T holds an ACCESS EXCLUSIVE
+    lock on the per-user order index. Meanwhile, in T's transaction, the app queues e1 for u
+    before u's e2 and claimer B claims e1. L queues for a lock on the claim index behind T.
+    T commits: A gets the order index and stops again at the claim index, which L got first;
+    only when T has released everything (also u's advisory lock) does L let A go on. A's
+    snapshot does not see e1: e2 looks like u's head with nothing in flight, and u's advisory
+    lock is free.
+
+    Returns A's claim and the number of u's events in flight afterwards.
+    """
+    with connect(db_url) as setup:
+        (user,) = make_users(setup, 1)
+    with (
+        connect(db_url) as a,
+        connect(db_url) as t,
+        connect(db_url) as lock,
+        connect(db_url) as watch,
+    ):
+        a.execute("SET plan_cache_mode = force_generic_plan")
+        a.execute("SET enable_seqscan = off")
+        assert claim(a, "A", 10) == []  # the plans are made now, with nothing to claim
+        e2 = schedule(watch, user, 60)
+        t.autocommit = False
+        lock.autocommit = False
+        lock_index(t, ORDER_IDX)
+        with ThreadPoolExecutor(2) as pool:
+            a_claim = pool.submit(claim, a, "A", 10)
+            wait_until_waiting_for(watch, a.info.backend_pid, ORDER_IDX)
+            e1 = schedule(t, user, 600)
+            assert [r[0] for r in claim(t, "B", 10)] == [e1]
+            l_lock = pool.submit(lock_index, lock, CLAIM_IDX)
+            wait_until_waiting_for(watch, lock.info.backend_pid, CLAIM_IDX)
+            t.commit()
+            l_lock.result(timeout=WAIT)
+            wait_until_waiting_for(watch, a.info.backend_pid, CLAIM_IDX)
+            lock.rollback()
+            rows_a = a_claim.result(timeout=WAIT)
+        in_flight = watch.execute(
+            "SELECT count(*) FROM nikita.scheduled_events"
+            " WHERE user_id = %s AND status = 'sending'",
+            (user,),
+        ).fetchone()
+        assert in_flight is not None
+        assert e2 != e1
+        return rows_a, int(in_flight[0])
+
+
+def test_claim_recheck_drops_a_user_claimed_after_the_candidate_snapshot(db_url: str) -> None:
+    rows_a, in_flight = claim_while_another_claim_commits(db_url)
+    assert rows_a == [], "A must not claim e2 while B's claim of e1 is in flight"
+    assert in_flight == 1
+
+
+def test_without_the_recheck_the_forced_interleaving_claims_a_user_twice(db_url: str) -> None:
+    """The test above is not vacuous: with the second statement's re-check removed (in this
+    throwaway database), the same interleaving puts two events of the user in flight."""
+    source = (ROOT / "functions" / "claim_events.sql").read_text()
+    assert RECHECK in source, "the re-check of functions/claim_events.sql changed: update RECHECK"
+    with connect(db_url) as conn:
+        conn.execute("SET check_function_bodies = off")
+        conn.execute(source.replace(RECHECK, "\n        RETURNING"))
+    rows_a, in_flight = claim_while_another_claim_commits(db_url)
+    assert len(rows_a) == 1
+    assert in_flight == 2
 
 
 def test_concurrent_duplicate_dedupe_key_returns_one_event(db_url: str) -> None:

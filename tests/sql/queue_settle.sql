@@ -1,7 +1,7 @@
 -- Settling claimed events: complete_event, complete_events, fail_event (backoff, history,
 -- exhaustion), defer_event; stale lock tokens change nothing.
 BEGIN;
-SELECT plan(60);
+SELECT plan(66);
 -- Lease-lost WARNINGs are expected here (their text is tested in tests/shim/test_queue_*.py).
 SET LOCAL client_min_messages = error;
 
@@ -89,6 +89,8 @@ SELECT results_eq(
     $$VALUES (true, 1, 'HTTP 502', NULL::text, NULL::uuid, 1)$$,
     'attempt 1: retried after 1 min +-10 %, attempt kept, error recorded, lease cleared'
 );
+SELECT is((SELECT order_at FROM nikita.scheduled_events WHERE id = pg_temp.ev('e5')),
+    now() - interval '5 seconds', 'the retry keeps the time the app asked for in order_at');
 SELECT is(
     (SELECT (errors -> 0) - 'at' FROM nikita.scheduled_events WHERE id = pg_temp.ev('e5')),
     '{"attempt": 1, "error": "HTTP 502", "retryable": true}'::jsonb,
@@ -184,6 +186,21 @@ SELECT is(nikita.defer_event(pg_temp.ev('e8'), gen_random_uuid(), now()), false,
     'defer with a stale token: false');
 SELECT is((SELECT status FROM nikita.scheduled_events WHERE id = pg_temp.ev('e8')), 'sending',
     '... and the event is unchanged');
+-- A defer to a time in the past means "again now": never accepted as a far-past time and then
+-- expired by the next sweep. The event keeps its place in its user's order.
+SELECT ok(nikita.defer_event(pg_temp.ev('e8'), pg_temp.tok('e8'), now() - interval '2 days'),
+    'defer_event to two days ago: true');
+SELECT results_eq(
+    $$SELECT status, scheduled_at, order_at FROM nikita.scheduled_events WHERE id = pg_temp.ev('e8')$$,
+    $$VALUES ('pending', now(), now() - interval '8 seconds')$$,
+    'a defer to the past is due now; order_at keeps the time the app asked for'
+);
+SELECT is(nikita.sweep_events(now()) -> 'expired', '0'::jsonb, 'the next sweep expires nothing');
+SELECT is((SELECT status FROM nikita.scheduled_events WHERE id = pg_temp.ev('e8')), 'pending',
+    '... and the deferred event is still pending');
+SELECT is(
+    (SELECT c.attempts FROM nikita.claim_events('w', 50) AS c WHERE c.id = pg_temp.ev('e8')), 1,
+    'it is claimed at once, attempt 1 again');
 SELECT throws_ok($$SELECT nikita.defer_event(NULL, gen_random_uuid(), now())$$, '22004',
     'id must not be null', 'defer_event: null id');
 SELECT throws_ok($$SELECT nikita.defer_event(gen_random_uuid(), NULL, now())$$, '22004',

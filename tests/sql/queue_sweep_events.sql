@@ -2,7 +2,7 @@
 -- left, voice failed "outcome unknown"), stale pending events expired, counts, the pinned clock.
 -- Time is moved by backdating rows and by p_now, never by sleeping.
 BEGIN;
-SELECT plan(24);
+SELECT plan(37);
 
 INSERT INTO nikita.users (id, telegram_id, phone)
 SELECT ('00000000-0000-0000-0000-0000000000f' || i)::uuid, 5000 + i, '+3361234567' || i
@@ -144,6 +144,58 @@ SELECT is(nikita.sweep_events(now()) ->> 'notified', 'false',
     'no NOTIFY when the only due event waits behind its user''s event in flight');
 CALL pg_temp.make('ops', 2, 'telegram', 'pending', '-1 minute');
 SELECT is(nikita.sweep_events(now()) ->> 'notified', 'true', 'NOTIFY once claimable work is due');
+
+-- Per-user order across lease expiry (0010): a Telegram event whose lease expired goes back to
+-- its place, still ahead of its user's later events, also after a retry moved its due time; a
+-- voice event whose lease expired fails and releases the user's next event.
+DELETE FROM nikita.scheduled_events;
+CREATE FUNCTION pg_temp.claim_names() RETURNS text[] LANGUAGE sql AS $$
+    SELECT coalesce(array_agg(ev.name ORDER BY ev.name), '{}')
+    FROM nikita.claim_events('wo', 50) AS c JOIN ev USING (id)
+$$;
+CREATE FUNCTION pg_temp.tok(p_name text) RETURNS uuid LANGUAGE sql AS
+$$ SELECT lock_token FROM nikita.scheduled_events WHERE id = pg_temp.ev(p_name) $$;
+CALL pg_temp.make('o_first', 1, 'telegram', 'pending', '-10 minutes');
+CALL pg_temp.make('o_second', 1, 'telegram', 'pending', '-5 minutes');
+SELECT is(pg_temp.claim_names(), ARRAY['o_first'], 'order: the first event is claimed');
+SELECT is(nikita.fail_event(pg_temp.ev('o_first'), pg_temp.tok('o_first'), 'HTTP 502'), 'pending',
+    'it fails (retryable)');
+-- the backoff has passed
+UPDATE nikita.scheduled_events SET scheduled_at = now() - interval '1 second'
+WHERE id = pg_temp.ev('o_first');
+SELECT is(pg_temp.claim_names(), ARRAY['o_first'], 'the retry goes before the user''s next event');
+UPDATE nikita.scheduled_events SET locked_until = now() - interval '1 second'
+WHERE id = pg_temp.ev('o_first');
+SELECT is(pg_temp.claim_names(), '{}'::text[],
+    'an expired lease not yet swept still holds the user''s next event back');
+SELECT is(nikita.sweep_events(now()) -> 'requeued', '1'::jsonb, 'the sweep re-queues it');
+SELECT is(pg_temp.claim_names(), ARRAY['o_first'],
+    'after the lease expiry it is claimed again before the user''s next event');
+SELECT is((SELECT attempts FROM nikita.scheduled_events WHERE id = pg_temp.ev('o_first')), 3,
+    '... as its third attempt');
+
+CALL pg_temp.make('v_head', 2, 'voice', 'sending', '-10 minutes', '-1 second', 1);
+CALL pg_temp.make('v_next', 2, 'telegram', 'pending', '-5 minutes');
+SELECT is(nikita.sweep_events(now()) -> 'lease_failed', '1'::jsonb,
+    'a voice lease expired: failed (outcome unknown)');
+SELECT is(pg_temp.claim_names(), ARRAY['v_next'], 'the failed call releases the user''s next event');
+
+-- The NOTIFY of due work counts only what a claim could take: a user's event due behind a
+-- head that waits for its retry time is not.
+UPDATE nikita.scheduled_events SET status = 'delivered', delivered_at = now(), locked_by = NULL,
+    locked_until = NULL, lock_token = NULL
+WHERE status = 'sending';
+UPDATE nikita.scheduled_events SET status = 'cancelled' WHERE status = 'pending';
+CALL pg_temp.make('r_head', 3, 'telegram', 'pending', '-10 minutes');
+CALL pg_temp.make('r_next', 3, 'telegram', 'pending', '-5 minutes');
+SELECT is(pg_temp.claim_names(), ARRAY['r_head'], 'r_head claimed');
+SELECT is(nikita.fail_event(pg_temp.ev('r_head'), pg_temp.tok('r_head'), 'HTTP 502'), 'pending',
+    'r_head fails (retryable)');
+SELECT is(nikita.sweep_events(now()) ->> 'notified', 'false',
+    'no NOTIFY for an event due behind a head waiting for its retry');
+SELECT is(nikita.next_due_at(),
+    (SELECT scheduled_at FROM nikita.scheduled_events WHERE id = pg_temp.ev('r_head')),
+    'next_due_at: the head''s retry time');
 
 -- Empty queue.
 DELETE FROM nikita.scheduled_events;

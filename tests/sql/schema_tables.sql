@@ -36,7 +36,8 @@ SELECT columns_are('nikita', 'signup_sessions', ARRAY[
 SELECT columns_are('nikita', 'scheduled_events', ARRAY[
     'id', 'user_id', 'platform', 'event_type', 'content', 'scheduled_at', 'status', 'attempts',
     'max_attempts', 'locked_by', 'locked_until', 'lock_token', 'delivered_at', 'provider_ref',
-    'last_error', 'errors', 'dedupe_key', 'source_conversation_id', 'created_at', 'updated_at'
+    'last_error', 'errors', 'dedupe_key', 'source_conversation_id', 'created_at', 'updated_at',
+    'seq', 'order_at'
 ]);
 SELECT columns_are('nikita', 'job_executions', ARRAY[
     'id', 'job_name', 'started_at', 'completed_at', 'status', 'result', 'error', 'duration_ms'
