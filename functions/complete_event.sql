@@ -22,7 +22,8 @@ BEGIN
     UPDATE nikita.scheduled_events AS e
     SET status = 'delivered',
         delivered_at = pg_catalog.now(),
-        provider_ref = p_provider_ref,
+        -- Cut, never refused: a delivered event must settle (a refusal would send it twice).
+        provider_ref = pg_catalog.left(p_provider_ref, 1024),
         locked_by = NULL,
         locked_until = NULL,
         lock_token = NULL,
@@ -78,7 +79,7 @@ BEGIN
     UPDATE nikita.scheduled_events AS e
     SET status = 'delivered',
         delivered_at = pg_catalog.now(),
-        provider_ref = i.provider_ref,
+        provider_ref = pg_catalog.left(i.provider_ref, 1024),
         locked_by = NULL,
         locked_until = NULL,
         lock_token = NULL,
