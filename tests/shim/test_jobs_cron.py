@@ -112,6 +112,54 @@ def test_a_job_scheduled_as_another_role_moves_to_the_jobs_role(
     cron_conn.execute("SELECT cron.alter_job(%s, active => true)", (decay_id,))
 
 
+def test_a_scheduler_that_is_no_superuser_keeps_its_own_jobs_and_says_so(
+    cron_conn: psycopg.Connection, cron_database_url: str
+) -> None:
+    """A managed platform's admin role cannot schedule for nikita_jobs: a NOTICE, its own jobs."""
+    role = "nikita_test_scheduler"
+    cron_conn.execute(f"CREATE ROLE {role} NOLOGIN")
+    try:
+        cron_conn.execute(f"GRANT USAGE ON SCHEMA cron, nikita TO {role}")
+        cron_conn.execute(f"GRANT SELECT ON nikita.job_catalog TO {role}")
+        mine = (
+            "SELECT jobname, jobid, schedule, command, active FROM cron.job"
+            " WHERE jobname LIKE 'nikita-%' AND username = 'nikita_jobs' ORDER BY jobid"
+        )
+        before = cron_conn.execute(mine).fetchall()
+        result = subprocess.run(
+            [
+                "psql",
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "--single-transaction",
+                "-d",
+                cron_database_url,
+                "-c",
+                f"SET ROLE {role}",
+                "-f",
+                str(ROOT / "cron" / "schedule.sql"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "only a superuser can schedule pg_cron jobs for another role" in result.stderr
+        theirs = cron_conn.execute(
+            "SELECT jobname FROM cron.job WHERE username = %s AND active", (role,)
+        ).fetchall()
+        assert {r[0] for r in theirs} == set(EXPECTED)
+        assert cron_conn.execute(mine).fetchall() == before, "the jobs role's jobs are untouched"
+    finally:
+        cron_conn.execute(
+            "SELECT cron.unschedule(jobid) FROM cron.job WHERE username = %s", (role,)
+        )
+        cron_conn.execute(f"DROP OWNED BY {role}")
+        cron_conn.execute(f"DROP ROLE {role}")
+
+
 def test_unschedule_removes_them_all(cron_conn: psycopg.Connection, cron_database_url: str) -> None:
     removed = psql_file(cron_database_url, "unschedule.sql")
     assert removed.returncode == 0, removed.stderr
