@@ -6,7 +6,6 @@ timed assertions: overlap is forced by holding the job's advisory lock in anothe
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -243,16 +242,56 @@ def test_inside_a_transaction_block_it_refuses_and_holds_no_lock(db_url: str) ->
         assert [r["status"] for r in rows(conn, "cleanup")] == ["completed"]
 
 
-def test_results_are_json_objects(db_url: str) -> None:
+def test_the_result_is_the_jobs_own_counts(db_url: str) -> None:
     with connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO nikita.signup_sessions (telegram_id, chat_id, expires_at) VALUES"
+            " (1, 1, now() - interval '1 minute'), (2, 2, now() - interval '1 day'),"
+            " (3, 3, now() + interval '5 minutes')"
+        )
         run_job(conn, "cleanup")
         [row] = rows(conn, "cleanup")
-        assert json.loads(json.dumps(row["result"])) == row["result"]
-        assert set(row["result"]) == {
-            "signup_sessions",
-            "events",
-            "failed_events",
-            "job_executions",
-            "cron_run_details",
-            "abandoned_jobs",
+        assert row["result"] == {
+            "signup_sessions": 2,
+            "events": 0,
+            "failed_events": 0,
+            "job_executions": 0,
+            "cron_run_details": 0,
+            "abandoned_jobs": 0,
         }
+        left = conn.execute("SELECT telegram_id FROM nikita.signup_sessions").fetchall()
+        assert left == [(3,)], "the two expired sessions are the ones the result counts"
+
+
+def test_a_result_that_is_not_an_object_is_wrapped(db_url: str) -> None:
+    with connect(db_url) as conn:
+        # A job function that answers a bare number (as a future or broken one might).
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION nikita.cleanup(p_now timestamptz DEFAULT now())"
+            " RETURNS jsonb LANGUAGE sql SET search_path = pg_catalog, pg_temp"
+            " AS $$SELECT '42'::jsonb$$"
+        )
+        run_job(conn, "cleanup")
+        [row] = rows(conn, "cleanup")
+        assert (row["status"], row["result"]) == ("completed", {"result": 42})
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_the_jobs_role_runs_each_job_without_table_rights(db_url: str, job: str) -> None:
+    """pg_cron runs the jobs as nikita_jobs: run_job works with its rights alone."""
+    with connect(db_url) as admin, connect(db_url) as conn:
+        [uid] = eligible_users(admin, 1)
+        conn.execute("SET ROLE nikita_jobs")
+        run_job(conn, job)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM nikita.users")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT nikita.apply_decay(now() + interval '1 year')")
+        [row] = rows(admin, job)
+        assert row["status"] == "completed", row
+        if job == "decay":
+            assert row["result"]["decayed"] == 1
+            history = admin.execute(
+                "SELECT count(*) FROM nikita.score_history WHERE user_id = %s", (uid,)
+            ).fetchone()
+            assert history == (1,)

@@ -1,7 +1,7 @@
 -- run_job and the jobs' house rules, as far as a transaction block allows: run_job COMMITs, so
 -- its completed / failed / skipped paths are tested by tests/shim/test_jobs_run_job.py.
 BEGIN;
-SELECT plan(16);
+SELECT plan(22);
 
 SELECT results_eq(
     $$SELECT job_name, cron_name, schedule, run_interval FROM nikita.job_catalog
@@ -50,22 +50,29 @@ SELECT is(nikita.queue_job_alert('decay', 'boom again', '2026-11-28 12:20Z'), NU
 SELECT isnt(nikita.queue_job_alert('sweep', 'other', '2026-11-28 12:20Z'), NULL,
     '... another job does');
 
--- House rules for every function of the jobs.
-CREATE TEMP TABLE jobs_api (sig regprocedure, definer boolean, worker boolean);
+-- House rules for every function of the jobs. `jobs`: the jobs role nikita_jobs executes it
+-- (run_job and its SECURITY DEFINER internals; it holds no table privilege).
+CREATE TEMP TABLE jobs_api (sig regprocedure, definer boolean, worker boolean, jobs boolean);
 INSERT INTO jobs_api VALUES
-('nikita.apply_decay(timestamptz)', false, false),
-('nikita.apply_decay_batch(timestamptz,bigint,integer)', false, false),
-('nikita.decay_batch_pages()', false, false),
-('nikita.generate_daily_summaries(timestamptz,interval)', false, false),
-('nikita.detect_stale_conversations(timestamptz)', false, false),
-('nikita.conversation_max_attempts()', false, false),
-('nikita.claim_conversations(text,integer,interval)', true, true),
-('nikita.complete_conversation(uuid,uuid,text,text)', true, true),
-('nikita.fail_conversation(uuid,uuid,text)', true, true),
-('nikita.cleanup(timestamptz)', false, false),
-('nikita.queue_job_alert(text,text,timestamptz)', false, false),
-('nikita.job_lock_class()', false, false),
-('nikita.run_job(text)', false, false);
+('nikita.apply_decay(timestamptz)', false, false, false),
+('nikita.apply_decay_batch(timestamptz,bigint,integer)', false, false, false),
+('nikita.decay_batch_pages()', false, false, false),
+('nikita.generate_daily_summaries(timestamptz,interval)', false, false, false),
+('nikita.detect_stale_conversations(timestamptz)', false, false, false),
+('nikita.conversation_max_attempts()', false, false, false),
+('nikita.claim_conversations(text,integer,interval)', true, true, false),
+('nikita.complete_conversation(uuid,uuid,text,text)', true, true, false),
+('nikita.fail_conversation(uuid,uuid,text)', true, true, false),
+('nikita.cleanup(timestamptz)', false, false, false),
+('nikita.queue_job_alert(text,text,timestamptz)', true, false, true),
+('nikita.job_lock_class()', false, false, true),
+('nikita.job_lock_key(text)', true, false, true),
+('nikita.job_record_skipped(text)', true, false, true),
+('nikita.job_record_start(text)', true, false, true),
+('nikita.job_record_end(bigint,jsonb,text)', true, false, true),
+('nikita.job_decay_pages()', true, false, true),
+('nikita.job_decay_batch(timestamptz,bigint,integer)', true, false, true),
+('nikita.job_step(text,timestamptz)', true, false, true);
 
 SELECT is(
     (SELECT array_agg(a.sig::text ORDER BY a.sig::text) FROM jobs_api a
@@ -74,7 +81,7 @@ SELECT is(
          OR (p.prokind = 'f' AND p.proconfig[1] IS DISTINCT FROM 'search_path=pg_catalog, pg_temp')
          OR obj_description(p.oid, 'pg_proc') IS NULL),
     NULL,
-    'SECURITY DEFINER only where the worker calls; search_path pinned; every one has a COMMENT'
+    'SECURITY DEFINER only where the worker or the jobs role calls; search_path pinned; COMMENTs'
 );
 SELECT is(
     (SELECT array_agg(a.sig::text ORDER BY a.sig::text) FROM jobs_api a
@@ -86,6 +93,40 @@ SELECT is(
     (SELECT array_agg(a.sig::text ORDER BY a.sig::text) FROM jobs_api a
       WHERE has_function_privilege('nikita_worker', a.sig, 'EXECUTE') <> a.worker),
     NULL, 'nikita_worker executes exactly claim / complete / fail_conversation'
+);
+SELECT is(
+    (SELECT array_agg(a.sig::text ORDER BY a.sig::text) FROM jobs_api a
+      WHERE has_function_privilege('nikita_jobs', a.sig, 'EXECUTE') <> a.jobs),
+    NULL, 'nikita_jobs executes exactly run_job''s internals, not the job functions themselves'
+);
+SELECT is(
+    (SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p
+      WHERE p.pronamespace = 'nikita'::regnamespace
+        AND has_function_privilege('nikita_jobs', p.oid, 'EXECUTE')
+        AND p.oid NOT IN (SELECT a.sig FROM jobs_api a WHERE a.jobs)),
+    ARRAY['nikita.run_job(text)'],
+    'and in all of schema nikita nothing else but run_job'
+);
+SELECT ok(has_function_privilege('nikita_jobs', 'nikita.run_job(text)', 'EXECUTE')
+    AND NOT has_function_privilege('nikita_worker', 'nikita.run_job(text)', 'EXECUTE')
+    AND NOT has_function_privilege('nikita_app', 'nikita.run_job(text)', 'EXECUTE'),
+    'run_job is executable by nikita_jobs only');
+SELECT is(
+    (SELECT array_agg(c.relname::text ORDER BY 1) FROM pg_class c
+      WHERE c.relnamespace = 'nikita'::regnamespace
+        AND (has_table_privilege('nikita_jobs', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')
+             OR (c.relkind = 'S' AND has_sequence_privilege('nikita_jobs', c.oid, 'USAGE, UPDATE')))),
+    NULL, 'nikita_jobs holds no privilege on any table, view or sequence of nikita'
+);
+SELECT is(
+    (SELECT ARRAY[rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls]
+       FROM pg_roles WHERE rolname = 'nikita_jobs'),
+    ARRAY[true, false, false, false, false, false],
+    'nikita_jobs may log in (pg_cron connects as it) and has no other attribute'
+);
+SELECT is_empty(
+    $$SELECT 1 FROM pg_auth_members m WHERE m.member = 'nikita_jobs'::regrole$$,
+    'nikita_jobs is a member of no role'
 );
 SELECT is(
     (SELECT prokind::text || coalesce(array_length(proconfig, 1), 0)
