@@ -305,7 +305,8 @@ BEGIN
     END IF;
 
     IF v_error IS NOT NULL THEN
-        v_error := v_error || ' (SQLSTATE '::text || v_state || ')'::text;
+        -- Cut to fit job_executions.error (8,000, sql/0009): the failure must be recorded.
+        v_error := pg_catalog.left(v_error, 7900) || ' (SQLSTATE '::text || v_state || ')'::text;
         BEGIN
             v_alert := nikita.queue_job_alert(p_name, v_error, v_now);
         EXCEPTION WHEN OTHERS THEN
