@@ -78,6 +78,7 @@ DECLARE
     v_game_over uuid[];
     v_text text;
 BEGIN
+    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     IF p_now IS NULL THEN
         RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
     END IF;
@@ -396,6 +397,7 @@ DECLARE
     v_game_overs bigint := 0;
     v_points numeric := 0;
 BEGIN
+    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     IF p_now IS NULL THEN
         RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
     END IF;
