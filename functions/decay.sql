@@ -7,6 +7,8 @@
 --                                                    batch pinned to one p_now
 --   nikita.decay_batch_pages()                       pages per batch for setting
 --                                                    decay_batch_size (players per batch)
+--   nikita.decay_tids(p_now, lo, hi)                 internal: the set-based statement over
+--                                                    the rows stored at TIDs [lo, hi)
 --
 -- Batches follow the table's physical order (TID ranges), not the ids: a batch reads, updates
 -- and writes history for players stored together, so each page is touched by one batch only
@@ -27,7 +29,15 @@
 --   Score reaching 0: game_status game_over, a 'decay_game_over' row, pending events cancelled
 --   and a game_over Telegram message queued (setting game_over_text), in the same transaction.
 --
--- Errors: 22004 p_now is NULL; 22023 p_now is infinite, a bad page range, or a batch size
+--   Any timestamp the columns accept works (a 1900 sentinel, -infinity, 294276 AD; p_now up to
+--   9999): no int4 arithmetic, and accrual computed from a horizon past which the score is
+--   surely spent (see decay_tids), so the result is the same and the cost bounded.
+--   A player that cannot be decayed (its row makes the statement fail) is skipped and reported
+--   (skipped, skipped_rows), every other player decayed: a failing batch is re-run in halves
+--   down to single players (apply_decay_batch); one ops_alert per run when some were skipped.
+--
+-- Errors: 22004 p_now is NULL; 42501 p_now is not now() for a caller other than the owner
+-- (functions/clock.sql); 22023 p_now is infinite, a bad page range, or a batch size
 -- (decay_batch_size) outside 1 .. 1000000.
 
 -- The first version batched by id; its signature is gone.
