@@ -396,7 +396,7 @@ DECLARE
     v_to integer[];
     v_i integer;
     v_j integer;
-    v_mid integer;
+    v_step integer;
     v_top tid;
     v_state text;
     v_error text;
@@ -431,10 +431,10 @@ BEGIN
         v_res := nikita.decay_tids(p_now, v_lo, v_hi);
     EXCEPTION WHEN OTHERS THEN
         -- One bad row must not stop decay for everyone: the batch (rolled back to here) is
-        -- re-run in halves, each its own subtransaction, a failing half halved again down to
+        -- re-run in eighths, each its own subtransaction, a failing part split again down to
         -- one player, who is skipped and reported. Every other player is decayed, set-based.
-        -- Halving rather than one statement per player: a persisting bad row costs about two
-        -- or three times the batch each run, not one statement for each of its players.
+        -- Splitting rather than one statement per player: a bad row that stays costs about
+        -- twice its batch each run, not one statement for each of the batch's players.
         v_res := '{"due": 0, "decayed": 0, "game_overs": 0, "points": 0}'::jsonb;
         SELECT pg_catalog.array_agg(u.ctid ORDER BY u.ctid) INTO v_tids
         FROM nikita.users AS u
@@ -481,10 +481,12 @@ BEGIN
                         );
                     END IF;
                 ELSE
-                    -- Second half pushed first: the first half runs next (the table's order).
-                    v_mid := (v_i + v_j) / 2;
-                    v_from := v_from || ARRAY[v_mid + 1, v_i];
-                    v_to := v_to || ARRAY[v_j, v_mid];
+                    -- Eighths, pushed last first: the first runs next (the table's order).
+                    v_step := ceil((v_j - v_i + 1) / 8.0)::integer;
+                    FOR v_n IN REVERSE (v_j - v_i) / v_step .. 0 LOOP
+                        v_from := v_from || (v_i + v_n * v_step);
+                        v_to := v_to || least(v_j, v_i + (v_n + 1) * v_step - 1);
+                    END LOOP;
                 END IF;
             END;
         END LOOP;
