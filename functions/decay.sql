@@ -430,6 +430,14 @@ BEGIN
     BEGIN
         v_res := nikita.decay_tids(p_now, v_lo, v_hi);
     EXCEPTION WHEN OTHERS THEN
+        -- Not a row's fault: resources (53: disk full, out of memory), lock or object state
+        -- (55: lock_timeout), operator intervention (57), system (58), internal (XX), a
+        -- serialization failure or deadlock (40). Retrying row by row would fail the same way
+        -- for each: the batch fails, and with it the run (run_job records and alerts).
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
+        IF pg_catalog.left(v_state, 2) IN ('40', '53', '55', '57', '58', 'XX') THEN
+            RAISE;
+        END IF;
         -- One bad row must not stop decay for everyone: the batch (rolled back to here) is
         -- re-run in eighths, each its own subtransaction, a failing part split again down to
         -- one player, who is skipped and reported. Every other player is decayed, set-based.
@@ -468,6 +476,9 @@ BEGIN
                 );
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
+                IF pg_catalog.left(v_state, 2) IN ('40', '53', '55', '57', '58', 'XX') THEN
+                    RAISE;  -- not a row's fault, as above
+                END IF;
                 IF v_i = v_j THEN
                     v_skipped := v_skipped + 1;
                     IF pg_catalog.jsonb_array_length(v_rows) < 20 THEN

@@ -2,7 +2,7 @@
 -- in three time zones, catch-up, idempotence, eligibility, the game-over path, bad input.
 -- The run's instant is pinned (p_now); rows are backdated relative to it.
 BEGIN;
-SELECT plan(60);
+SELECT plan(61);
 SET LOCAL timezone = 'UTC';
 
 -- A player numbered n: chapter, idle time before 2026-11-28 12:00Z, time zone, score, status.
@@ -457,6 +457,18 @@ SELECT results_eq(
     $$VALUES (46.80::numeric)$$,
     'the skipped players caught up exactly: every player at 4 hours of decay'
 );
+-- An error that is not a row's fault (53: resources) fails the run: skipping would only repeat it.
+CREATE FUNCTION nikita.test_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'disk on fire' USING ERRCODE = '53100';
+END
+$$;
+CREATE TRIGGER test_disk_full BEFORE INSERT ON nikita.score_history FOR EACH ROW
+WHEN (NEW.user_id = '00000000-0000-0000-0000-000000000301')
+EXECUTE FUNCTION nikita.test_disk_full();
+SELECT throws_ok($$SELECT nikita.apply_decay('2026-11-28 15:00Z')$$, '53100', 'disk on fire',
+    'an error of class 53 (disk full) fails the run, no row is skipped for it');
+DROP TRIGGER test_disk_full ON nikita.score_history;
 UPDATE nikita.settings SET value = NULL WHERE key = 'alert_chat_id';
 
 -- ---------------------------------------------------------------------------------------------
