@@ -82,7 +82,25 @@ DECLARE
     v_text text;
 BEGIN
     p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
-    WITH due AS (
+    WITH rules AS MATERIALIZED (
+        -- Per chapter, computed once (not per player): the horizon. An accrual longer than
+        -- that empties any score (at most 100) whatever its length: whole local days of 20
+        -- hours or more each take at least least(cap, 20 h of points); 3 days of margin for
+        -- the partial first and last days. So a sentinel such as 1900-01-01 (or -infinity)
+        -- costs a few days of arithmetic, not a century of day-by-day clock changes, and ends
+        -- at 0 all the same.
+        SELECT
+            r.chapter,
+            r.grace,
+            r.points_per_hour,
+            r.daily_cap,
+            p_now - pg_catalog.make_interval(days => (
+                ceil(100 / least(r.daily_cap, 20 * r.points_per_hour)) + 3
+            )::integer) AS horizon
+        FROM nikita.decay_rules AS r
+    ),
+
+    due AS (
         -- Players of the batch with accrual to apply. Not locked: the UPDATE below only takes
         -- a row that is still as read here (see its WHERE), which is cheaper than FOR UPDATE.
         SELECT
@@ -95,20 +113,14 @@ BEGIN
             r.points_per_hour,
             r.daily_cap,
             coalesce(u.last_interaction_at, u.created_at) + r.grace AS idle_from,
-            -- Computed from the horizon at the latest: an accrual longer than that empties the
-            -- score whatever its length (whole local days of 20 hours or more, each worth
-            -- least(cap, 20 h of points) at least; 3 days of margin for the partial first and
-            -- last days). So a sentinel such as 1900-01-01 (or -infinity) costs a few days of
-            -- arithmetic, not a century of day-by-day clock changes, and ends at 0 all the same.
+            -- From the chapter's horizon at the latest (see rules).
             greatest(
                 coalesce(u.last_interaction_at, u.created_at) + r.grace,
                 u.decayed_through,
-                p_now - pg_catalog.make_interval(days => (
-                    ceil(u.relationship_score / least(r.daily_cap, 20 * r.points_per_hour)) + 3
-                )::integer)
+                r.horizon
             ) AS accrue_from
         FROM nikita.users AS u
-        INNER JOIN nikita.decay_rules AS r ON r.chapter = u.chapter
+        INNER JOIN rules AS r ON r.chapter = u.chapter
         WHERE
             u.game_status = 'active'
             AND u.onboarding_status IN ('completed', 'skipped')
