@@ -44,6 +44,7 @@ DECLARE
         )
     $sql$;
 BEGIN
+    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     IF p_now IS NULL THEN
         RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
     END IF;

@@ -26,6 +26,7 @@ BEGIN
     IF NOT pg_catalog.isfinite(p_now) THEN
         RAISE EXCEPTION 'now must be a finite time, got %', p_now USING ERRCODE = '22023';
     END IF;
+    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     v_lateness := nikita.setting_interval('max_lateness');
 
     -- 1. Expired leases. A row being settled right now by its worker is skipped (next sweep).

@@ -2,7 +2,7 @@
 -- in three time zones, catch-up, idempotence, eligibility, the game-over path, bad input.
 -- The run's instant is pinned (p_now); rows are backdated relative to it.
 BEGIN;
-SELECT plan(47);
+SELECT plan(61);
 SET LOCAL timezone = 'UTC';
 
 -- A player numbered n: chapter, idle time before 2026-11-28 12:00Z, time zone, score, status.
@@ -38,7 +38,8 @@ SELECT pg_temp.player(33, 2, interval '18 hours 30 minutes'); -- 2.5 h at 0.6
 
 SELECT is(
     nikita.apply_decay('2026-11-28 12:00Z'),
-    '{"decayed": 7, "game_overs": 0, "points": 3.81, "due": 8, "batches": 1}'::jsonb,
+    '{"decayed": 7, "game_overs": 0, "points": 3.81, "due": 8, "batches": 1, "skipped": 0,
+      "skipped_rows": []}'::jsonb,
     'the run reports decayed players, points, players with accrual (due) and batches'
 );
 SELECT results_eq(
@@ -273,7 +274,8 @@ SELECT results_eq(
     'other players keep their events; a player without Telegram ends without a message'
 );
 
--- All in one transaction: a failing game_over message undoes the decay of the whole batch.
+-- A failing game_over message undoes that player's decay, not the others': the player is
+-- skipped and reported (tested further in "A row that cannot be decayed").
 DELETE FROM nikita.users;
 SELECT pg_temp.player(74, 1, interval '10 hours', p_score => 1.00);
 SELECT pg_temp.player(75, 1, interval '10 hours');
@@ -284,13 +286,21 @@ END
 $$;
 CREATE TRIGGER test_refuse BEFORE INSERT ON nikita.scheduled_events
 FOR EACH ROW WHEN (NEW.event_type = 'game_over') EXECUTE FUNCTION nikita.test_refuse_game_over();
-SELECT throws_ok($$SELECT nikita.apply_decay('2026-11-28 12:00Z')$$, 'P0001', 'refused by test',
-    'a failure while queueing the game_over message fails the run');
+SELECT is(
+    nikita.apply_decay('2026-11-28 12:00Z') - 'points',
+    jsonb_build_object('decayed', 1, 'game_overs', 0, 'due', 1, 'batches', 1, 'skipped', 1,
+        'skipped_rows', jsonb_build_array(jsonb_build_object(
+            'user_id', pg_temp.id(74), 'sqlstate', 'P0001', 'error', 'refused by test'))),
+    'a failure while queueing one game_over message skips that player and reports it'
+);
 SELECT results_eq(
     $$SELECT game_status, relationship_score, decayed_through,
-             (SELECT count(*)::int FROM nikita.score_history) FROM nikita.users ORDER BY id$$,
-    $$VALUES ('active', 1.00::numeric, NULL::timestamptz, 0), ('active', 50.00, NULL, 0)$$,
-    '... and nothing of it remains: status, score, watermark and history are unchanged'
+             (SELECT count(*)::int FROM nikita.score_history h WHERE h.user_id = u.id)
+      FROM nikita.users u ORDER BY id$$,
+    $$VALUES ('active', 1.00::numeric, NULL::timestamptz, 0),
+             ('active', 48.40, timestamptz '2026-11-28 12:00Z', 1)$$,
+    '... nothing of it remains for that player (status, score, watermark, history); '
+    || 'the other is decayed'
 );
 DROP TRIGGER test_refuse ON nikita.scheduled_events;
 
@@ -312,6 +322,158 @@ SELECT is((SELECT updated_at FROM nikita.users WHERE id = pg_temp.id(98)), now()
 UPDATE nikita.users SET chapter = 3, updated_at = '2026-02-02Z' WHERE id = pg_temp.id(98);
 SELECT is((SELECT updated_at FROM nikita.users WHERE id = pg_temp.id(98)),
     timestamptz '2026-02-02Z', 'an update that sets updated_at itself skips the trigger');
+
+-- ---------------------------------------------------------------------------------------------
+-- Far times: a 1900 sentinel, -infinity, 294276 AD, p_now in 9999 (int4 overflowed before)
+-- ---------------------------------------------------------------------------------------------
+DELETE FROM nikita.users;
+SELECT pg_temp.player(200, 1, interval '0');
+SELECT pg_temp.player(201, 5, interval '0', 'Europe/Berlin');
+SELECT pg_temp.player(202, 3, interval '0', 'America/New_York');
+SELECT pg_temp.player(203, 1, interval '10 hours');
+SELECT pg_temp.player(204, 1, interval '0');
+UPDATE nikita.users SET last_interaction_at = '1900-01-01Z' WHERE id = pg_temp.id(200);
+UPDATE nikita.users SET last_interaction_at = '1900-01-01Z', decayed_through = '1901-01-01Z'
+WHERE id = pg_temp.id(201);
+UPDATE nikita.users SET last_interaction_at = '-infinity' WHERE id = pg_temp.id(202);
+UPDATE nikita.users SET last_interaction_at = '294276-12-31 23:00Z' WHERE id = pg_temp.id(204);
+SELECT is(
+    nikita.apply_decay('2026-11-28 12:00Z') - 'points',
+    '{"decayed": 4, "game_overs": 3, "due": 4, "batches": 1, "skipped": 0,
+      "skipped_rows": []}'::jsonb,
+    'a 1900 sentinel (also with a 1901 watermark, in a zone with clock changes), -infinity and '
+    || 'a far-future last interaction: nothing fails, nobody is skipped'
+);
+SELECT results_eq(
+    $$SELECT game_status, relationship_score FROM nikita.users ORDER BY id$$,
+    $$VALUES ('game_over', 0.00::numeric), ('game_over', 0.00), ('game_over', 0.00),
+             ('active', 48.40), ('active', 50.00)$$,
+    'the sentinels decay to 0 (game over); the others decay as usual or not at all'
+);
+SELECT results_eq(
+    $$SELECT h.event_type, h.delta, h.recorded_at FROM nikita.score_history h
+      WHERE h.user_id = pg_temp.id(200) ORDER BY h.event_type$$,
+    $$VALUES ('decay', -50.00::numeric, timestamptz '2026-11-28 12:00Z'),
+             ('decay_game_over', 0.00, '2026-11-28 12:00Z')$$,
+    'the sentinel''s history: one decay row of the whole score and the game over'
+);
+-- The horizon: a player idle just longer than it and one far longer end the same way.
+DELETE FROM nikita.users;
+SELECT pg_temp.player(205, 5, interval '30 days', p_score => 100);
+SELECT pg_temp.player(206, 5, interval '30000 days', p_score => 100);
+SELECT pg_temp.player(207, 5, interval '22 days', p_score => 100);
+SELECT nikita.apply_decay('2026-11-28 12:00Z');
+SELECT results_eq(
+    $$SELECT game_status, relationship_score FROM nikita.users ORDER BY id$$,
+    $$VALUES ('game_over', 0.00::numeric), ('game_over', 0.00), ('active', 23.20)$$,
+    'ch5 at 100: idle 30 days or 82 years, both 0; 22 days (two half days, 18 of 4) 23.20'
+);
+DELETE FROM nikita.users;
+SELECT pg_temp.player(208, 1, interval '10 hours');
+SELECT pg_temp.player(209, 2, interval '1 hour', 'Pacific/Chatham');
+SELECT is(
+    nikita.apply_decay('9999-01-01Z') - 'points',
+    '{"decayed": 2, "game_overs": 2, "due": 2, "batches": 1, "skipped": 0,
+      "skipped_rows": []}'::jsonb,
+    'apply_decay(''9999-01-01''): every player decays to 0'
+);
+
+-- ---------------------------------------------------------------------------------------------
+-- A row that cannot be decayed (the app's trigger on score_history refuses it) is skipped and
+-- reported; every other player decays; one ops alert per run; a second run is idempotent.
+-- ---------------------------------------------------------------------------------------------
+DELETE FROM nikita.users;
+DELETE FROM nikita.scheduled_events;
+UPDATE nikita.settings SET value = '-100777' WHERE key = 'alert_chat_id';
+SELECT count(pg_temp.player(300 + i, 1, interval '10 hours')) FROM generate_series(1, 40) AS i;
+CREATE TEMP TABLE bad_users AS
+SELECT pg_temp.id(300 + i) AS id FROM generate_series(1, 40) AS i WHERE i % 10 = 5;
+CREATE FUNCTION nikita.test_refuse_history() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_temp.bad_users AS b WHERE b.id = NEW.user_id) THEN
+        RAISE EXCEPTION 'history refused for %', NEW.user_id USING ERRCODE = 'P0001';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER test_refuse_history BEFORE INSERT ON nikita.score_history
+FOR EACH ROW EXECUTE FUNCTION nikita.test_refuse_history();
+CREATE TEMP TABLE run1 AS SELECT nikita.apply_decay('2026-11-28 12:00Z') AS r;
+SELECT is(
+    (SELECT r - 'skipped_rows' FROM run1),
+    '{"decayed": 36, "game_overs": 0, "points": 57.60, "due": 36, "batches": 1,
+      "skipped": 4}'::jsonb,
+    'four bad rows of forty: skipped, the 36 others decayed'
+);
+SELECT results_eq(
+    $$SELECT (x ->> 'user_id')::uuid, x ->> 'sqlstate', x ->> 'error'
+      FROM run1, jsonb_array_elements(r -> 'skipped_rows') AS x ORDER BY 1$$,
+    $$SELECT id, 'P0001', 'history refused for ' || id FROM bad_users ORDER BY 1$$,
+    'each skipped row is reported with its user, SQLSTATE and error'
+);
+SELECT results_eq(
+    $$SELECT u.id IN (SELECT id FROM bad_users), u.relationship_score, u.decayed_through,
+             count(h.user_id)::int
+      FROM nikita.users u LEFT JOIN nikita.score_history h ON h.user_id = u.id
+      GROUP BY 1, 2, 3 ORDER BY 1$$,
+    $$VALUES (false, 48.40::numeric, timestamptz '2026-11-28 12:00Z', 36),
+             (true, 50.00, NULL, 0)$$,
+    'every other player decayed once; the skipped ones are untouched'
+);
+SELECT results_eq(
+    $$SELECT event_type, content ->> 'chat_id', scheduled_at,
+             content ->> 'text' ~ ('skipped .* first ' || pg_temp.id(305)::text)
+      FROM nikita.scheduled_events$$,
+    $$VALUES ('ops_alert', '-100777', timestamptz '2026-11-28 12:00Z', true)$$,
+    'one ops alert for the run, to the alert chat, naming the first skipped player'
+);
+CREATE TEMP TABLE run2 AS SELECT nikita.apply_decay('2026-11-28 12:00Z') AS r;
+SELECT results_eq(
+    $$SELECT (r ->> 'decayed')::int, (r ->> 'skipped')::int,
+             (SELECT sum(relationship_score) FROM nikita.users),
+             (SELECT count(*)::int FROM nikita.score_history),
+             (SELECT count(*)::int FROM nikita.scheduled_events)
+      FROM run2$$,
+    $$VALUES (0, 4, 36 * 48.40 + 4 * 50.00, 36, 1)$$,
+    'a second run at the same instant: nobody decayed again, the same rows skipped, no second alert'
+);
+-- 26 bad rows over several batches: at most 20 listed, and still one alert for the run.
+UPDATE nikita.settings SET value = '10' WHERE key = 'decay_batch_size';
+INSERT INTO bad_users SELECT pg_temp.id(300 + i) FROM generate_series(1, 40) AS i
+WHERE i % 10 <> 5 AND i <= 25;
+ANALYZE nikita.users;
+CREATE TEMP TABLE run3 AS SELECT nikita.apply_decay('2026-11-28 13:00Z') AS r;
+SELECT results_eq(
+    $$SELECT (r ->> 'decayed')::int, (r ->> 'skipped')::int,
+             jsonb_array_length(r -> 'skipped_rows'), (r ->> 'batches')::int > 1,
+             (SELECT count(*)::int FROM nikita.scheduled_events WHERE event_type = 'ops_alert')
+      FROM run3$$,
+    $$VALUES (14, 26, 20, true, 2)$$,
+    '26 skipped over several batches: 20 listed, one more alert (one per run)'
+);
+DROP TRIGGER test_refuse_history ON nikita.score_history;
+UPDATE nikita.settings SET value = '20000' WHERE key = 'decay_batch_size';
+SELECT is(
+    nikita.apply_decay('2026-11-28 14:00Z') ->> 'skipped', '0', 'the cause removed, none skipped'
+);
+SELECT results_eq(
+    $$SELECT DISTINCT relationship_score FROM nikita.users$$,
+    $$VALUES (46.80::numeric)$$,
+    'the skipped players caught up exactly: every player at 4 hours of decay'
+);
+-- An error that is not a row's fault (53: resources) fails the run: skipping would only repeat it.
+CREATE FUNCTION nikita.test_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'disk on fire' USING ERRCODE = '53100';
+END
+$$;
+CREATE TRIGGER test_disk_full BEFORE INSERT ON nikita.score_history FOR EACH ROW
+WHEN (NEW.user_id = '00000000-0000-0000-0000-000000000301')
+EXECUTE FUNCTION nikita.test_disk_full();
+SELECT throws_ok($$SELECT nikita.apply_decay('2026-11-28 15:00Z')$$, '53100', 'disk on fire',
+    'an error of class 53 (disk full) fails the run, no row is skipped for it');
+DROP TRIGGER test_disk_full ON nikita.score_history;
+UPDATE nikita.settings SET value = NULL WHERE key = 'alert_chat_id';
 
 -- ---------------------------------------------------------------------------------------------
 -- Batches, bad input
