@@ -60,12 +60,5 @@ COMMENT ON FUNCTION nikita.checked_now(timestamptz) IS
 'session authenticated as, or a role it may become, whatever definer functions lie between.';
 
 REVOKE EXECUTE ON FUNCTION nikita.checked_now(timestamptz) FROM PUBLIC;
-
--- The jobs role (sql/0011, when installed) runs the job functions, which call checked_now.
-DO $$
-BEGIN
-    IF pg_catalog.to_regrole('nikita_jobs') IS NOT NULL THEN
-        GRANT EXECUTE ON FUNCTION nikita.checked_now(timestamptz) TO nikita_jobs;
-    END IF;
-END
-$$;
+-- Not granted to nikita_jobs either: it reaches the job functions only through run_job's
+-- SECURITY DEFINER internals (functions/run_job.sql), which call them as the owner.

@@ -40,6 +40,7 @@ AS $$
 DECLARE
     v_chat bigint := nikita.setting_bigint('alert_chat_id');
 BEGIN
+    p_now := nikita.checked_now(p_now);
     IF v_chat IS NULL THEN
         RETURN NULL;  -- alerts disabled
     END IF;
@@ -236,6 +237,9 @@ DECLARE
     v_decayed bigint := 0;
     v_game_overs bigint := 0;
     v_points numeric := 0;
+    v_skipped bigint := 0;
+    -- Players decay skipped (one bad row never stops the run): at most 20 kept, as per batch.
+    v_skipped_rows pg_catalog.jsonb := '[]'::pg_catalog.jsonb;
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     v_key := nikita.job_lock_key(p_name);  -- NULL: 22004; unknown: 22023
@@ -281,6 +285,14 @@ BEGIN
             v_decayed := v_decayed + (v_batch ->> 'decayed'::text)::bigint;
             v_game_overs := v_game_overs + (v_batch ->> 'game_overs'::text)::bigint;
             v_points := v_points + (v_batch ->> 'points'::text)::numeric;
+            v_skipped := v_skipped + coalesce((v_batch ->> 'skipped'::text)::bigint, 0::bigint);
+            IF pg_catalog.jsonb_array_length(v_skipped_rows) < 20 THEN
+                v_skipped_rows := pg_catalog.jsonb_path_query_array(
+                    v_skipped_rows
+                    || coalesce(v_batch -> 'skipped_rows'::text, '[]'::pg_catalog.jsonb),
+                    '$[0 to 19]'
+                );
+            END IF;
             v_page := (v_batch ->> 'next_page'::text)::bigint;
             EXIT WHEN v_page >= (v_batch ->> 'table_pages'::text)::bigint;
         END LOOP;
@@ -290,6 +302,8 @@ BEGIN
             'points', v_points,
             'due', v_due,
             'batches', v_batches,
+            'skipped', v_skipped,
+            'skipped_rows', v_skipped_rows,
             'max_batch_ms', pg_catalog.round(v_max_ms, 1),
             'p_now', v_now
         );

@@ -89,6 +89,16 @@ def test_run_job_decay_skips_a_bad_row_in_each_committed_batch_with_one_alert(db
         assert status == "completed", row
         assert result["decayed"] == 298, result
         assert result["batches"] > 2, result
+        # The run's result names the skipped players (summed over the committed batches).
+        assert result["skipped"] == 2, result
+        skipped_ids = {r["user_id"] for r in result["skipped_rows"]}
+        bad_ids = {
+            str(r[0])
+            for r in conn.execute(
+                "SELECT id FROM nikita.users WHERE telegram_id IN (7105, 7295)"
+            ).fetchall()
+        }
+        assert skipped_ids == bad_ids, result
         scores = conn.execute(
             "SELECT telegram_id IN (7105, 7295), relationship_score, count(*)"
             " FROM nikita.users GROUP BY 1, 2 ORDER BY 1"

@@ -184,11 +184,6 @@ BEGIN
             END, ', ' ORDER BY a.i)
         INTO v_args
         FROM unnest(r.proargtypes::oid[]) WITH ORDINALITY AS a (t, i);
-        IF r.proname = 'queue_job_alert' THEN
-            -- functions/run_job.sql belongs to another helper: its guard line is added when
-            -- the branches are merged. Remove this todo then.
-            RETURN NEXT todo('queue_job_alert gets its guard line in functions/run_job.sql', 1);
-        END IF;
         RETURN NEXT throws_ok(
             format('%s nikita.%I(%s)',
                 CASE WHEN r.prokind = 'p' THEN 'CALL' ELSE 'SELECT' END, r.proname, v_args),
