@@ -199,6 +199,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    p_now := nikita.checked_now(p_now);
     RETURN CASE p_name
         WHEN 'sweep' THEN nikita.sweep_events(p_now)
         WHEN 'summary' THEN nikita.generate_daily_summaries(p_now)
