@@ -15,11 +15,20 @@
 -- One fresh snapshot per claim instead of one per candidate (the former per-candidate PL/pgSQL
 -- helper cost ~50 µs a row under load; see docs/queue.md, "Performance").
 -- Events without a user (ops_alert) have no per-user limit.
+--
+-- p_max_voice (the shim: its free call slots) caps the voice events of one claim, so that a
+-- voice event is claimed only when a call can start at once. With a cap, voice candidates are
+-- collected first (at most the cap), then the other platforms, skipping the users already taken
+-- (the two passes have different snapshots: a user's head can change in between).
+
+-- The 3-argument form is replaced by the one with p_max_voice (same defaults for old callers).
+DROP FUNCTION IF EXISTS nikita.claim_events(text, integer, interval);
 
 CREATE OR REPLACE FUNCTION nikita.claim_events(
     p_worker text,
     p_max integer DEFAULT 50,
-    p_lease interval DEFAULT '2 minutes'
+    p_lease interval DEFAULT '2 minutes',
+    p_max_voice integer DEFAULT NULL
 )
 RETURNS TABLE (
     id uuid,
@@ -40,7 +49,14 @@ AS $$
 #variable_conflict use_column
 DECLARE
     v_oldest timestamptz;
-    v_ids uuid[];
+    v_ids uuid[] := '{}';
+    v_users uuid[] := '{}';
+    v_pass_ids uuid[];
+    v_pass_users uuid[];
+    -- per pass: true voice only, false no voice, NULL every platform
+    v_voice boolean;
+    v_limit integer;
+    v_pass integer;
 BEGIN
     IF p_worker IS NULL THEN
         RAISE EXCEPTION 'worker must not be null' USING ERRCODE = '22004';
@@ -61,6 +77,10 @@ BEGIN
         RAISE EXCEPTION 'lease must be between 1 second and 1 day, got %', p_lease
             USING ERRCODE = '22023';
     END IF;
+    IF p_max_voice < 0 THEN
+        RAISE EXCEPTION 'max_voice must not be negative, got %', p_max_voice
+            USING ERRCODE = '22023';
+    END IF;
     IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'claim_events must run in a READ COMMITTED transaction, not %',
             pg_catalog.current_setting('transaction_isolation')
@@ -73,45 +93,66 @@ BEGIN
 
     -- 1. Candidates, in this statement's snapshot: row-locked (SKIP LOCKED) and, for players,
     --    advisory-locked. The CASE keeps the order of the checks: only a user's oldest pending
-    --    event, of a user not known to be in flight, costs a try-lock.
-    SELECT pg_catalog.array_agg(p.id) INTO v_ids
-    FROM (
-        SELECT e.id
-        FROM nikita.scheduled_events AS e
-        WHERE e.status = 'pending'
-          AND e.scheduled_at <= pg_catalog.now()
-          AND e.scheduled_at >= v_oldest
-          AND CASE
-              WHEN e.user_id IS NULL THEN true
-              -- users known (to this statement's snapshot) to have an event in flight: one
-              -- hashed set per statement, so their queued rows cost a hash probe
-              WHEN e.user_id IN (
-                  SELECT s.user_id FROM nikita.scheduled_events AS s
-                  WHERE s.status = 'sending'
-              ) THEN false
-              -- only the user's oldest pending event (one probe of
-              -- scheduled_events_user_pending_idx, whose order the ORDER BY names so that the
-              -- planner takes it even before the table has statistics); one past
-              -- max_lateness, left to the sweep, does not hold the user's newer events back
-              WHEN (
-                  SELECT o.id FROM nikita.scheduled_events AS o
-                  WHERE o.user_id = e.user_id
-                    AND o.status = 'pending'
-                    AND o.scheduled_at >= v_oldest
-                  ORDER BY o.user_id, o.scheduled_at, o.id
-                  LIMIT 1
-              ) <> e.id THEN false
-              -- a user another claimer is claiming right now is skipped
-              ELSE pg_catalog.pg_try_advisory_xact_lock(
-                  1852535157, pg_catalog.hashtext(e.user_id::text)
-              )
-          END
-        ORDER BY e.scheduled_at
-        LIMIT p_max
-        FOR UPDATE SKIP LOCKED
-    ) AS p;
+    --    event, of a user not known to be in flight, costs a try-lock. Without a voice cap one
+    --    pass over every platform; with a cap of 0 one pass without voice; with a positive cap
+    --    a voice pass (at most the cap) and then a pass over the other platforms.
+    FOR v_pass IN 1..2 LOOP
+        IF v_pass = 1 THEN
+            v_voice := CASE WHEN p_max_voice IS NULL THEN NULL ELSE p_max_voice > 0 END;
+            v_limit := CASE WHEN p_max_voice > 0 THEN least(p_max_voice, p_max) ELSE p_max END;
+        ELSE
+            EXIT WHEN v_voice IS NOT TRUE;
+            v_voice := false;
+            v_limit := p_max - pg_catalog.cardinality(v_ids);
+            EXIT WHEN v_limit <= 0;
+        END IF;
 
-    IF v_ids IS NULL THEN
+        SELECT pg_catalog.array_agg(p.id),
+            pg_catalog.array_agg(p.user_id) FILTER (WHERE p.user_id IS NOT NULL)
+        INTO v_pass_ids, v_pass_users
+        FROM (
+            SELECT e.id, e.user_id
+            FROM nikita.scheduled_events AS e
+            WHERE e.status = 'pending'
+              AND e.scheduled_at <= pg_catalog.now()
+              AND e.scheduled_at >= v_oldest
+              AND (v_voice IS NULL OR (e.platform = 'voice') = v_voice)
+              AND CASE
+                  WHEN e.user_id IS NULL THEN true
+                  -- a user taken by the first pass
+                  WHEN e.user_id = ANY(v_users) THEN false
+                  -- users known (to this statement's snapshot) to have an event in flight: one
+                  -- hashed set per statement, so their queued rows cost a hash probe
+                  WHEN e.user_id IN (
+                      SELECT s.user_id FROM nikita.scheduled_events AS s
+                      WHERE s.status = 'sending'
+                  ) THEN false
+                  -- only the user's oldest pending event (one probe of
+                  -- scheduled_events_user_pending_idx, whose order the ORDER BY names so that the
+                  -- planner takes it even before the table has statistics); one past
+                  -- max_lateness, left to the sweep, does not hold the user's newer events back
+                  WHEN (
+                      SELECT o.id FROM nikita.scheduled_events AS o
+                      WHERE o.user_id = e.user_id
+                        AND o.status = 'pending'
+                        AND o.scheduled_at >= v_oldest
+                      ORDER BY o.user_id, o.scheduled_at, o.id
+                      LIMIT 1
+                  ) <> e.id THEN false
+                  -- a user another claimer is claiming right now is skipped
+                  ELSE pg_catalog.pg_try_advisory_xact_lock(
+                      1852535157, pg_catalog.hashtext(e.user_id::text)
+                  )
+              END
+            ORDER BY e.scheduled_at
+            LIMIT v_limit
+            FOR UPDATE SKIP LOCKED
+        ) AS p;
+        v_ids := v_ids || coalesce(v_pass_ids, '{}');
+        v_users := v_users || coalesce(v_pass_users, '{}');
+    END LOOP;
+
+    IF pg_catalog.cardinality(v_ids) = 0 THEN
         RETURN;
     END IF;
 
@@ -145,11 +186,13 @@ BEGIN
     ORDER BY c.scheduled_at;
 END
 $$;
-COMMENT ON FUNCTION nikita.claim_events(text, integer, interval)
+COMMENT ON FUNCTION nikita.claim_events(text, integer, interval, integer)
 IS 'Claim up to p_max due pending events (oldest first, SKIP LOCKED) for worker p_worker with a '
 'lease of p_lease: status sending, a fresh lock_token, attempts + 1 (returned: first delivery '
-'= 1). At most one event in flight per user, also across concurrent claimers; ops_alert '
-'events without a user are not limited. Events more than max_lateness late are left to '
-'sweep_events. Must run in READ COMMITTED (25000 otherwise); bad arguments: 22004, 22023.';
-REVOKE EXECUTE ON FUNCTION nikita.claim_events(text, integer, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION nikita.claim_events(text, integer, interval) TO nikita_worker;
+'= 1). At most p_max_voice of them voice events (NULL: no limit; 0: none). At most one event '
+'in flight per user, also across concurrent claimers; ops_alert events without a user are not '
+'limited. Events more than max_lateness late are left to sweep_events. Must run in READ '
+'COMMITTED (25000 otherwise); bad arguments: 22004 (null worker, max, lease), 22023 (worker '
+'length, max outside 1..10000, lease outside 1 s..1 day, negative max_voice).';
+REVOKE EXECUTE ON FUNCTION nikita.claim_events(text, integer, interval, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nikita.claim_events(text, integer, interval, integer) TO nikita_worker;

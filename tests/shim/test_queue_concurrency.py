@@ -150,6 +150,30 @@ def test_uncommitted_claim_does_not_block_other_users(db_url: str) -> None:
         assert [r[0] for r in claim(b, "B", 10)] == [e1], "A rolled back: e1 is claimable"
 
 
+def test_claim_skips_rows_locked_elsewhere_and_takes_at_most_max(db_url: str) -> None:
+    """LIMIT max FOR UPDATE SKIP LOCKED, by behaviour: ops alerts (no per-user lock) of which
+    the oldest is row-locked by another transaction. The claim neither waits for it nor takes
+    it, and returns exactly max of the others, oldest first."""
+    with connect(db_url) as setup:
+        ids = [
+            setup.execute(
+                "SELECT nikita.schedule_event(NULL, 'telegram', 'ops_alert',"
+                " jsonb_build_object('text', 'a' || %s::text, 'chat_id', -1),"
+                " now() - make_interval(mins => %s))",
+                (i, 10 - i),
+            ).fetchone()[0]
+            for i in range(4)
+        ]
+    with connect(db_url) as a, connect(db_url) as b:
+        a.autocommit = False
+        a.execute("SELECT 1 FROM nikita.scheduled_events WHERE id = %s FOR UPDATE", (ids[0],))
+        # A guard against a hang: a claim that waited for A's lock fails here instead.
+        b.execute("SET lock_timeout = '10s'")
+        assert [r[0] for r in claim(b, "B", 2)] == ids[1:3]
+        a.rollback()
+        assert [r[0] for r in claim(b, "B", 5)] == [ids[0], ids[3]]
+
+
 def test_per_user_exclusivity_under_concurrent_load(db_url: str) -> None:
     """Four workers, 20 users with many events each, a writer adding older events and workers
     deferring events into the past; an oracle unique index on (user_id) WHERE status = 'sending'

@@ -1,8 +1,9 @@
 -- nikita.claim_events: due rows only, oldest first, lease and token, attempts, per-user
 -- exclusivity (in one batch and against events in flight), ops_alert unlimited, lateness, bad
--- input. Concurrency is proven in tests/shim/test_queue_concurrency.py.
+-- input, the voice cap. Concurrency (SKIP LOCKED, the per-user lock, the re-check) is proven
+-- with real connections in tests/shim/test_queue_concurrency.py.
 BEGIN;
-SELECT plan(32);
+SELECT plan(43);
 
 INSERT INTO nikita.users (id, telegram_id, phone)
 SELECT ('00000000-0000-0000-0000-0000000000d' || i)::uuid, 3000 + i, '+4930123456' || i
@@ -133,12 +134,76 @@ SELECT is(
     1, 'two events of a user due at the same instant: one claimed'
 );
 
--- The claim path reads the partial index (plans in tests/shim/test_queue_claim_plan.py, bench/).
-SELECT ok(
-    (SELECT pg_get_functiondef('nikita.claim_events(text, integer, interval)'::regprocedure)
-        ~ 'LIMIT p_max\s+FOR UPDATE SKIP LOCKED'),
-    'claim_events uses LIMIT ... FOR UPDATE SKIP LOCKED'
+-- p_max_voice: at most that many voice events in one claim (NULL: no limit; 0: none), the
+-- oldest first; the other platforms fill the batch up to p_max.
+UPDATE nikita.scheduled_events SET status = 'cancelled' WHERE status = 'pending';
+INSERT INTO nikita.users (id, telegram_id, phone)
+SELECT ('00000000-0000-0000-0000-0000000000e' || i)::uuid, 3100 + i, '+4930223456' || i
+FROM generate_series(1, 6) AS i;
+CREATE PROCEDURE pg_temp.sched_e(p_name text, p_user int, p_ago interval, p_platform text)
+LANGUAGE sql AS $$
+    INSERT INTO ev SELECT p_name, nikita.schedule_event(
+        ('00000000-0000-0000-0000-0000000000e' || p_user)::uuid, p_platform, 'message_delivery',
+        CASE WHEN p_platform = 'voice' THEN '{}'::jsonb
+             ELSE jsonb_build_object('text', p_name) END,
+        now() - p_ago)
+$$;
+CALL pg_temp.sched_e('v1', 1, '50 minutes', 'voice');
+CALL pg_temp.sched_e('v2', 2, '40 minutes', 'voice');
+CALL pg_temp.sched_e('v3', 3, '30 minutes', 'voice');
+CALL pg_temp.sched_e('t4', 4, '45 minutes', 'telegram');
+CALL pg_temp.sched_e('t5', 5, '35 minutes', 'telegram');
+-- user 6: a voice call first, then a message; the message must wait for the call
+CALL pg_temp.sched_e('v6', 6, '20 minutes', 'voice');
+CALL pg_temp.sched_e('t6', 6, '10 minutes', 'telegram');
+CREATE FUNCTION pg_temp.claim_names(p_max int, p_max_voice int) RETURNS text[]
+LANGUAGE sql AS $$
+    SELECT array_agg(ev.name ORDER BY ev.name)
+    FROM nikita.claim_events('wv', p_max, '2 minutes', p_max_voice) AS c JOIN ev USING (id)
+$$;
+CREATE PROCEDURE pg_temp.unclaim() LANGUAGE sql AS $$
+    UPDATE nikita.scheduled_events SET status = 'pending', attempts = 0, locked_by = NULL,
+        locked_until = NULL, lock_token = NULL
+    WHERE status = 'sending' AND locked_by = 'wv'
+$$;
+
+SELECT is(pg_temp.claim_names(10, 0), ARRAY['t4', 't5'],
+    'max_voice 0: no voice event; a user whose oldest event is a call gets nothing');
+CALL pg_temp.unclaim();
+SELECT is(pg_temp.claim_names(10, 1), ARRAY['t4', 't5', 'v1'],
+    'max_voice 1: the oldest voice event and every other due event');
+CALL pg_temp.unclaim();
+SELECT is(pg_temp.claim_names(10, 2), ARRAY['t4', 't5', 'v1', 'v2'], 'max_voice 2: two calls');
+CALL pg_temp.unclaim();
+SELECT is(pg_temp.claim_names(10, NULL), ARRAY['t4', 't5', 'v1', 'v2', 'v3', 'v6'],
+    'max_voice NULL: no limit (one event per user)');
+CALL pg_temp.unclaim();
+SELECT is(pg_temp.claim_names(3, 2), ARRAY['t4', 'v1', 'v2'],
+    'max bounds the whole batch: voice up to its cap, then the oldest others');
+CALL pg_temp.unclaim();
+SELECT is(pg_temp.claim_names(2, 5), ARRAY['v1', 'v2'], 'a voice cap above max: max wins');
+CALL pg_temp.unclaim();
+SELECT is(
+    (SELECT array_agg(ev.name ORDER BY ev.name) FROM nikita.claim_events('wv', 10) JOIN ev USING (id)),
+    ARRAY['t4', 't5', 'v1', 'v2', 'v3', 'v6'], 'three arguments (the old form): no voice limit'
 );
+CALL pg_temp.unclaim();
+SELECT throws_ok($$SELECT * FROM nikita.claim_events('w', 5, '1 minute', -1)$$, '22023',
+    'max_voice must not be negative, got -1', 'negative max_voice');
+SELECT is(
+    (SELECT count(*)::int FROM nikita.scheduled_events WHERE status = 'sending' AND locked_by = 'wv'),
+    0, 'a refused claim claims nothing'
+);
+SELECT is(
+    (SELECT obj_description('nikita.claim_events(text, integer, interval, integer)'::regprocedure,
+        'pg_proc') ~ '22023.*negative max_voice'),
+    true, 'the comment states the max_voice contract'
+);
+SELECT is(to_regprocedure('nikita.claim_events(text, integer, interval)'), NULL,
+    'the old three-argument function is gone (one claim_events)');
+SELECT ok(has_function_privilege('nikita_worker',
+    'nikita.claim_events(text, integer, interval, integer)', 'EXECUTE'),
+    'nikita_worker may claim');
 
 -- Bad input: nothing claimed.
 CREATE TEMP TABLE before AS SELECT id, status, attempts FROM nikita.scheduled_events;

@@ -10,7 +10,7 @@ INSERT INTO api VALUES
 ('nikita.schedule_reply(uuid,text,uuid,text,jsonb)', 'nikita_app'),
 ('nikita.cancel_event(uuid)', 'nikita_app'),
 ('nikita.cancel_user_events(uuid)', 'nikita_app'),
-('nikita.claim_events(text,integer,interval)', 'nikita_worker'),
+('nikita.claim_events(text,integer,interval,integer)', 'nikita_worker'),
 ('nikita.complete_event(uuid,uuid,text)', 'nikita_worker'),
 ('nikita.complete_events(uuid[],uuid[],text[])', 'nikita_worker'),
 ('nikita.fail_event(uuid,uuid,text,boolean)', 'nikita_worker'),
