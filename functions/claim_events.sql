@@ -49,14 +49,13 @@ AS $$
 #variable_conflict use_column
 DECLARE
     v_oldest timestamptz;
-    v_ids uuid[] := '{}';
-    v_users uuid[] := '{}';
+    v_ids uuid[] := ARRAY[]::uuid[];
+    v_users uuid[] := ARRAY[]::uuid[];
     v_pass_ids uuid[];
     v_pass_users uuid[];
     -- per pass: true voice only, false no voice, NULL every platform
     v_voice boolean;
     v_limit integer;
-    v_pass integer;
 BEGIN
     IF p_worker IS NULL THEN
         RAISE EXCEPTION 'worker must not be null' USING ERRCODE = '22004';
@@ -148,8 +147,8 @@ BEGIN
             LIMIT v_limit
             FOR UPDATE SKIP LOCKED
         ) AS p;
-        v_ids := v_ids || coalesce(v_pass_ids, '{}');
-        v_users := v_users || coalesce(v_pass_users, '{}');
+        v_ids := v_ids || coalesce(v_pass_ids, ARRAY[]::uuid[]);
+        v_users := v_users || coalesce(v_pass_users, ARRAY[]::uuid[]);
     END LOOP;
 
     IF pg_catalog.cardinality(v_ids) = 0 THEN
