@@ -16,23 +16,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from fakes import shim
-from fakes.shim import ShimProcess, make_user, schedule, shim_env, status_counts, wait_for
+from fakes.shim import make_user, schedule, shim_env, status_counts, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def procs(tmp_path):
-    started: list[ShimProcess] = []
-
-    def make(env: dict[str, str], name: str = "shim", args: tuple[str, ...] = ()) -> ShimProcess:
-        p = ShimProcess(env, tmp_path / f"{name}-{len(started)}.log", args).start()
-        started.append(p)
-        return p
-
-    yield make
-    for p in started:
-        p.close()
 
 
 async def test_sigterm_finishes_in_flight_and_releases_the_rest(queue_db, conn, tg, procs):
