@@ -46,6 +46,7 @@ class FakeElevenLabs(FakeServer):
         self.phone_id = phone_id
         self.calls: list[dict[str, Any]] = []  # calls actually placed
         self.refused: list[dict[str, Any]] = []
+        self.in_progress = 0  # calls placed whose answer has not been sent yet
         self._scripts: dict[str, deque[str | Reply]] = defaultdict(deque)
         self._ids = itertools.count(1)
 
@@ -109,6 +110,14 @@ class FakeElevenLabs(FakeServer):
         if code == "500":
             return Reply(500, {"detail": "Internal Server Error"})
         delay = float(code.split(":")[1]) if code.startswith("slow") else 0.0
+        if delay:
+            with self.lock:
+                self.in_progress += 1
+            try:
+                time.sleep(delay)
+            finally:
+                with self.lock:
+                    self.in_progress -= 1
         return Reply(
             200,
             {
@@ -117,7 +126,6 @@ class FakeElevenLabs(FakeServer):
                 "conversation_id": record["conversation_id"],
                 "callSid": record["call_sid"],
             },
-            delay=delay,
         )
 
     def _check(self, data: Any) -> Reply | None:
