@@ -43,7 +43,7 @@ log = logging.getLogger("nikita_shim.delivery")
 # most 30 s, at most half the lease.
 LEASE_SAFETY = 30.0
 MIN_BLOCKED_WAIT = 0.002
-PROVIDER_REF_LIMIT = 200  # a provider's id is short; a longer one is cut, not refused
+PROVIDER_REF_LIMIT = 1024  # the column's limit (bounds, 0009): cut, never refused
 
 
 def parse_notify_time(payload: str) -> float | None:

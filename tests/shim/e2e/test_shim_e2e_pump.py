@@ -20,6 +20,10 @@ from fakes import shim
 from fakes.base import Reply
 from fakes.shim import make_user, running_shim, schedule, shim_env, wait_for, wait_status
 
+from nikita_shim.events import ClaimedEvent, Outcome
+from nikita_shim.transports import DeliveryContext
+from nikita_shim.transports.noop import NoopTransport
+
 DEEP = 3000  # Python's json decoder gives up near 1,000 levels (RecursionError)
 
 
@@ -155,6 +159,36 @@ async def test_an_outcome_the_database_refuses_does_not_stop_the_others(queue_db
         # and later events still go out
         later = await schedule(conn, users[2], "telegram", {"text": "later"})
         await wait_status(conn, later, "delivered")
+
+
+class ExplodingTransport(NoopTransport):
+    """A transport with a bug for some contents (as a library raising TypeError, KeyError or
+    RecursionError on an odd value would): the loop must fail that event, not retry it."""
+
+    async def deliver(self, event: ClaimedEvent, ctx: DeliveryContext) -> Outcome:
+        kind = str(event.content.get("text", "")).removeprefix("explode:")
+        if kind in ("key", "type", "value"):
+            raise {"key": KeyError, "type": TypeError, "value": ValueError}[kind]("boom")
+        return await super().deliver(event, ctx)
+
+
+async def test_a_transport_exception_fails_the_event_permanently(queue_db, conn):
+    users = [await make_user(conn, telegram_id=8400 + i) for i in range(4)]
+    env = shim_env(queue_db, telegram_transport="noop", voice_transport="noop")
+    transports = {"telegram": ExplodingTransport("telegram"), "voice": NoopTransport("voice")}
+    async with running_shim(env, transports=transports) as s:
+        bad = [
+            await schedule(conn, u, "telegram", {"text": f"explode:{kind}"})
+            for u, kind in zip(users, ("key", "type", "value"), strict=False)
+        ]
+        good = await schedule(conn, users[3], "telegram", {"text": "fine"})
+        await wait_status(conn, good, "delivered")
+        for eid, name in zip(bad, ("KeyError", "TypeError", "ValueError"), strict=True):
+            row = await wait_status(conn, eid, ("failed", "pending"))
+            assert row["status"] == "failed", row  # permanent: not retried with backoff
+            assert row["attempts"] == 1
+            assert row["last_error"].startswith(f"cannot deliver: {name}")
+        assert not any(t.done() for t in s.core_tasks())
 
 
 @pytest.fixture
