@@ -70,7 +70,7 @@ def build_transports(cfg: Config) -> dict[str, Transport]:
             cfg.elevenlabs_phone_number_id,
             cfg.elevenlabs_api_base,
             timeout=cfg.voice_timeout,
-            pool_size=cfg.concurrency,
+            pool_size=cfg.voice_concurrency,
         )
     elif cfg.voice_transport == "console":
         transports["voice"] = ConsoleTransport("voice")
