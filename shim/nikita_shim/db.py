@@ -253,8 +253,8 @@ class Database:
             if listen.done() and not listen.cancelled() and listen.exception() is not None:
                 exc = listen.exception()
                 if not isinstance(exc, (psycopg.Error, DbLost, OSError)):
-                    # a bug, not a lost connection: crash (the service exits, systemd restarts)
-                    await self._teardown()
+                    # a bug, not a lost connection: crash (the service exits, systemd restarts);
+                    # the pool stays open so that the shutdown can still record outcomes
                     raise exc
                 log.warning(
                     "database connection lost (listener)",
