@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from .conversations import ProcessorError, load_processor
     from .logs import setup_logging
-    from .service import Shim, run_with_signals
+    from .service import EXIT_CRASH, Shim, run_with_signals
 
     try:
         cfg = load_config()
@@ -69,26 +69,33 @@ def _run(args: argparse.Namespace) -> int:
         shim = Shim(cfg, processor=processor)
         return await run_with_signals(shim)
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except Exception:
+        # through the logging formatter (redacted), not Python's bare traceback on stderr
+        logging.getLogger("nikita_shim").critical("crashed", exc_info=True)
+        return EXIT_CRASH
 
 
 def _health(args: argparse.Namespace) -> int:
     import psycopg
 
     from .db import fetch_health
+    from .redact import Redactor
 
     try:
         cfg = load_config(need_delivery=False)
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_CONFIG
+    redact = Redactor(cfg.secrets)
     try:
         queue, jobs = asyncio.run(fetch_health(cfg.database_url, cfg.connect_timeout))
     except psycopg.OperationalError as exc:
-        print(f"nikita-shim: database unreachable: {str(exc).strip()}", file=sys.stderr)
+        print(f"nikita-shim: database unreachable: {redact(str(exc).strip())}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except psycopg.Error as exc:
-        print(f"nikita-shim: cannot read health views: {str(exc).strip()}", file=sys.stderr)
+        print(f"nikita-shim: cannot read health views: {redact(str(exc).strip())}", file=sys.stderr)
         return EXIT_UNREACHABLE
     found = problems(queue, jobs, cfg.check_max_lag)
     if args.command == "status":

@@ -15,12 +15,18 @@ from typing import TypeVar
 
 from psycopg.conninfo import conninfo_to_dict
 
+from .blank import is_blank, strip_blank
+from .redact import MIN_PASSWORD, conninfo_password, safe_libpq_message
+
 T = TypeVar("T")
 
 TELEGRAM_TRANSPORTS = ("telegram", "console", "noop", "disabled")
 VOICE_TRANSPORTS = ("elevenlabs", "console", "noop", "disabled")
 LOG_FORMATS = ("logfmt", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# Test-only fault injection (NIKITA_SHIM_TEST_FAULT): the named core task raises once it has
+# work, so the crash path (traceback logged, watchdog starved, exit 1) is tested for real.
+TEST_FAULTS = ("pump", "sweeper", "listener")
 
 
 class ConfigError(Exception):
@@ -55,6 +61,7 @@ class Config:
     # delivery loop
     batch_size: int = 100
     concurrency: int = 32
+    voice_concurrency: int = 4
     lease_seconds: float = 120.0
     poll_interval: float = 30.0
     blocked_poll: float = 1.0
@@ -81,11 +88,16 @@ class Config:
     conversation_lease: float = 300.0
     # check
     check_max_lag: float = 300.0
+    test_fault: str | None = None
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Values that must never reach a log line or the database."""
-        return tuple(s for s in (self.telegram_bot_token, self.elevenlabs_api_key) if s)
+        """Values that must never reach a log line or the database: the bot token, the API
+        key, and the database password when it is long enough to be searched for safely."""
+        password = conninfo_password(self.database_url) if self.database_url else None
+        if password is not None and len(password) < MIN_PASSWORD:
+            password = None
+        return tuple(s for s in (self.telegram_bot_token, self.elevenlabs_api_key, password) if s)
 
 
 class _Reader:
@@ -95,9 +107,10 @@ class _Reader:
 
     def raw(self, name: str) -> str | None:
         value = self.env.get(name)
-        if value is None or value.strip() == "":
+        if is_blank(value):  # the project's one blank rule (nikita_shim.blank)
             return None
-        return value.strip()
+        assert value is not None
+        return strip_blank(value)
 
     def number(
         self,
@@ -147,6 +160,34 @@ class _Reader:
         return value.rstrip("/")
 
 
+def database_url_problem(url: str) -> str | None:
+    """What is wrong with DATABASE_URL, never quoting its password (or a piece of it)."""
+    try:
+        params = conninfo_to_dict(url)
+    except Exception as exc:  # psycopg raises ProgrammingError with the parser's reason
+        return (
+            "DATABASE_URL is not a valid PostgreSQL connection string "
+            f"({safe_libpq_message(str(exc), url)}); in a URL, percent-encode special "
+            "characters of the password (@ : / ? # % and spaces)"
+        )
+    # A URL password with an unencoded '@', ':', '/' or '#' parses "successfully" into a host,
+    # port or database name holding part of the password, which libpq would print later.
+    port = str(params.get("port") or "")
+    odd = (
+        "@" in str(params.get("host") or "")
+        or "@" in str(params.get("dbname") or "")
+        or "/" in str(params.get("dbname") or "")
+        or any(p and not p.isdigit() for p in port.split(","))
+    )
+    if odd and url.lower().startswith(("postgresql://", "postgres://")):
+        return (
+            "DATABASE_URL does not parse as intended (a host, port or database name holds "
+            "'@', '/' or a non-number): percent-encode special characters of the password "
+            "(@ as %40, : as %3A, / as %2F, # as %23)"
+        )
+    return None
+
+
 def _telegram_base(url: str) -> str:
     """python-telegram-bot appends the token to base_url: it must end in /bot."""
     return url if url.endswith("/bot") else url + "/bot"
@@ -167,10 +208,9 @@ def load_config(env: Mapping[str, str] | None = None, *, need_delivery: bool = T
         )
         database_url = ""
     else:
-        try:
-            conninfo_to_dict(database_url)
-        except Exception as exc:  # psycopg raises ProgrammingError with the parser's reason
-            r.problems.append(f"DATABASE_URL is not a valid PostgreSQL connection string ({exc})")
+        problem = database_url_problem(database_url)
+        if problem:
+            r.problems.append(problem)
 
     token = r.raw("TELEGRAM_BOT_TOKEN")
     if token is not None and not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", token):
@@ -228,6 +268,7 @@ def load_config(env: Mapping[str, str] | None = None, *, need_delivery: bool = T
         elevenlabs_api_base=r.url("ELEVENLABS_API_BASE", "https://api.elevenlabs.io"),
         batch_size=r.integer("NIKITA_SHIM_BATCH_SIZE", 100, 1, 5000),
         concurrency=r.integer("NIKITA_SHIM_CONCURRENCY", 32, 1, 1000),
+        voice_concurrency=r.integer("NIKITA_SHIM_VOICE_CONCURRENCY", 4, 1, 1000),
         lease_seconds=r.seconds("NIKITA_SHIM_LEASE_SECONDS", 120.0, 1, 86400),
         poll_interval=r.seconds("NIKITA_SHIM_POLL_INTERVAL", 30.0, 0.05, 3600),
         blocked_poll=r.seconds("NIKITA_SHIM_BLOCKED_POLL", 1.0, 0.01, 60),
@@ -250,6 +291,11 @@ def load_config(env: Mapping[str, str] | None = None, *, need_delivery: bool = T
         conversation_concurrency=r.integer("NIKITA_SHIM_CONVERSATION_CONCURRENCY", 4, 1, 100),
         conversation_lease=r.seconds("NIKITA_SHIM_CONVERSATION_LEASE", 300.0, 5, 86400),
         check_max_lag=r.seconds("NIKITA_SHIM_CHECK_MAX_LAG", 300.0, 1, 86400 * 7),
+        test_fault=(
+            r.choice("NIKITA_SHIM_TEST_FAULT", "", TEST_FAULTS)
+            if r.raw("NIKITA_SHIM_TEST_FAULT")
+            else None
+        ),
     )
     if need_delivery and cfg.lease_seconds <= max(cfg.telegram_timeout, cfg.voice_timeout) + 1:
         r.problems.append(

@@ -96,6 +96,11 @@ class ConversationLoop:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="conversations")
 
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The long-lived task (the claimer); processing tasks are per conversation."""
+        return [self._task] if self._task is not None else []
+
     async def _run(self) -> None:
         limit = self._cfg.conversation_concurrency
         while not self._stopping.is_set():

@@ -21,7 +21,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from .events import ClaimedEvent
+from .events import ClaimedEvent, decode_row
 from .metrics import Metrics
 
 log = logging.getLogger("nikita_shim.db")
@@ -31,9 +31,11 @@ CHANNEL_CONVERSATIONS = "nikita_conversations"
 
 CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 
+# content as text: each row is decoded on its own (nikita_shim.events.decode_row), so a row
+# that cannot be decoded fails alone instead of failing the whole claim.
 CLAIM_SQL = (
-    "SELECT id, lock_token, user_id, platform, event_type, content, scheduled_at, attempts"
-    " FROM nikita.claim_events(%s, %s, make_interval(secs => %s))"
+    "SELECT id, lock_token, user_id, platform, event_type, content::text, scheduled_at,"
+    " attempts FROM nikita.claim_events(%s, %s, make_interval(secs => %s), %s)"
 )
 COMPLETE_SQL = "SELECT nikita.complete_events(%s::uuid[], %s::uuid[], %s::text[])"
 FAIL_SQL = "SELECT nikita.fail_event(%s, %s, %s, %s)"
@@ -250,6 +252,10 @@ class Database:
                 await asyncio.gather(listen, lost, closing, return_exceptions=True)
             if listen.done() and not listen.cancelled() and listen.exception() is not None:
                 exc = listen.exception()
+                if not isinstance(exc, (psycopg.Error, DbLost, OSError)):
+                    # a bug, not a lost connection: crash (the service exits, systemd restarts);
+                    # the pool stays open so that the shutdown can still record outcomes
+                    raise exc
                 log.warning(
                     "database connection lost (listener)",
                     extra={"fields": {"error": str(exc).strip().splitlines()[0][:300]}},
@@ -292,12 +298,16 @@ class Database:
 
     # ---- event queue ----------------------------------------------------------------------
 
-    async def claim_events(self, worker: str, limit: int, lease: float) -> list[ClaimedEvent]:
+    async def claim_events(
+        self, worker: str, limit: int, lease: float, max_voice: int | None = None
+    ) -> list[ClaimedEvent]:
+        """Claim due events; at most `max_voice` voice events (None: no limit). A row whose
+        content cannot be decoded comes back with `bad` set, to be failed permanently."""
         async with self.connection() as conn:
-            cur = await conn.execute(CLAIM_SQL, (worker, limit, lease), prepare=True)
+            cur = await conn.execute(CLAIM_SQL, (worker, limit, lease, max_voice), prepare=True)
             rows = await cur.fetchall()
         now = time.time()
-        return [ClaimedEvent(*row, claimed_at=now) for row in rows]
+        return [decode_row(row, now) for row in rows]
 
     async def settle(
         self,
@@ -365,6 +375,12 @@ class Database:
             log.warning(
                 "cannot run nikita.sweep_events(); relying on the pg_cron sweep job",
                 extra={"fields": {"error": str(exc).strip().splitlines()[0]}},
+            )
+            return None
+        except psycopg.Error as exc:  # e.g. a lock or statement timeout: try again next time
+            log.warning(
+                "sweep failed; retrying at the next interval",
+                extra={"fields": {"error": (str(exc).strip() or repr(exc)).splitlines()[0]}},
             )
             return None
         result = row[0] if row else None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +24,38 @@ class ClaimedEvent:
     scheduled_at: datetime
     attempts: int
     claimed_at: float = 0.0  # time.time() when the claim returned
+    bad: str | None = None  # why the row could not be decoded: failed without delivery
+
+
+def decode_row(row: Sequence[Any], claimed_at: float) -> ClaimedEvent:
+    """A claim_events row (content as JSON text) as a ClaimedEvent. Never raises for a bad
+    content: any error (RecursionError on deep nesting, a non-object, ...) is kept in `bad`
+    so that this one event is failed with its reason and the others go on."""
+    event_id, lock_token, user_id, platform, event_type, text, scheduled_at, attempts = row
+    content: dict[str, Any] = {}
+    bad: str | None = None
+    try:
+        decoded = json.loads(text) if text is not None else None
+        if isinstance(decoded, dict):
+            content = decoded
+        else:
+            bad = f"content is not a JSON object but {type(decoded).__name__}"
+    except RecursionError:
+        bad = "content nests too deeply to decode"
+    except Exception as exc:  # ValueError, MemoryError-free surprises: fail this event only
+        bad = f"{type(exc).__name__}: {exc}"[:300]
+    return ClaimedEvent(
+        event_id,
+        lock_token,
+        user_id,
+        platform,
+        event_type,
+        content,
+        scheduled_at,
+        attempts,
+        claimed_at=claimed_at,
+        bad=bad,
+    )
 
 
 class Kind(enum.Enum):
@@ -68,11 +102,3 @@ class Outcome:
     @staticmethod
     def disabled(error: str) -> Outcome:
         return Outcome(Kind.DISABLED, error=error)
-
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """Remove secrets (bot token, API key) from an error text before it is logged or stored."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "<redacted>")
-    return text[:2000]

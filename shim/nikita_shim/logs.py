@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from .redact import Redactor
+
 _QUIET = ("httpx", "httpcore", "telegram", "psycopg", "psycopg.pool", "hpack")
 
 
@@ -45,7 +47,7 @@ def _logfmt_value(value: Any) -> str:
 class LogfmtFormatter(logging.Formatter):
     def __init__(self, secrets: tuple[str, ...] = ()) -> None:
         super().__init__()
-        self._secrets = secrets
+        self._redact = Redactor(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         parts = [
@@ -59,10 +61,7 @@ class LogfmtFormatter(logging.Formatter):
             parts += [f"{k}={_logfmt_value(v)}" for k, v in fields.items() if v is not None]
         if record.exc_info:
             parts.append(f"exc={_logfmt_value(self.formatException(record.exc_info))}")
-        line = " ".join(parts)
-        for secret in self._secrets:
-            line = line.replace(secret, "<redacted>")
-        return line
+        return self._redact(" ".join(parts))
 
 
 class JsonFormatter(LogfmtFormatter):
@@ -78,10 +77,7 @@ class JsonFormatter(LogfmtFormatter):
             doc.update({k: v for k, v in fields.items() if v is not None})
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        line = json.dumps(doc, ensure_ascii=False, default=str)
-        for secret in self._secrets:
-            line = line.replace(secret, "<redacted>")
-        return line
+        return self._redact(json.dumps(doc, ensure_ascii=False, default=str))
 
 
 def setup_logging(

@@ -8,8 +8,15 @@ Two kinds of task cooperate through plain in-memory state (all on one event loop
   other in the database (measured: running them concurrently was 4x slower).
   When nothing is claimable it waits for whichever comes first of a NOTIFY, the next due
   time (a timer), an outcome to write, and the fallback poll;
-- `concurrency` workers take claimed events from a queue and call the transport.
+- `concurrency` workers take claimed Telegram events from a queue and call the transport;
+  `voice_concurrency` workers do the same for voice calls. Voice events are claimed only up to
+  the number of idle voice workers (claim_events' p_max_voice), so a claimed call starts at
+  once and a crash can leave "outcome unknown" only for calls that may really exist.
 An event counts as in flight from its claim until its outcome is written.
+
+No exception from one event stops the loop: an event that cannot be decoded or whose delivery
+raises is failed permanently with the reason. An exception that escapes a task itself is a
+bug: the task ends, and the service (service.Shim) logs it and exits non-zero.
 """
 
 from __future__ import annotations
@@ -25,8 +32,9 @@ import psycopg
 
 from .config import Config
 from .db import Database, DbLost, Deferral, Failure
-from .events import ClaimedEvent, Kind, Outcome, redact
+from .events import ClaimedEvent, Kind, Outcome
 from .metrics import Metrics
+from .redact import Redactor
 from .transports import DeliveryContext, Transport
 
 log = logging.getLogger("nikita_shim.delivery")
@@ -35,6 +43,7 @@ log = logging.getLogger("nikita_shim.delivery")
 # most 30 s, at most half the lease.
 LEASE_SAFETY = 30.0
 MIN_BLOCKED_WAIT = 0.002
+PROVIDER_REF_LIMIT = 1024  # the column's limit (bounds, 0009): cut, never refused
 
 
 def parse_notify_time(payload: str) -> float | None:
@@ -62,10 +71,13 @@ class DeliveryLoop:
         self._transports = dict(transports)
         self._metrics = metrics
         self._stopping = stopping
-        self._secrets = cfg.secrets
+        self._redact = Redactor(cfg.secrets)
         self._batch = cfg.batch_size
         self._max_in_flight = max(cfg.batch_size * 2, cfg.concurrency)
         self._queue: asyncio.Queue[ClaimedEvent | None] = asyncio.Queue()
+        self._voice_queue: asyncio.Queue[ClaimedEvent | None] = asyncio.Queue()
+        # voice events claimed whose outcome is not recorded yet (queued or calling)
+        self._voice_busy: set[UUID] = set()
         self._in_flight: dict[UUID, ClaimedEvent] = {}
         self._called: set[UUID] = set()
         self._results: list[tuple[ClaimedEvent, Outcome]] = []
@@ -76,6 +88,7 @@ class DeliveryLoop:
         self._disabled: dict[str, str] = {}
         self._disabled_logged: dict[str, float] = {}
         self._workers: list[asyncio.Task[None]] = []
+        self._voice_workers: list[asyncio.Task[None]] = []
         self._pump: asyncio.Task[None] | None = None
         self.delivered = 0
 
@@ -104,10 +117,25 @@ class DeliveryLoop:
 
     def start(self) -> None:
         self._workers = [
-            asyncio.create_task(self._worker(), name=f"deliver-{i}")
+            asyncio.create_task(self._worker(self._queue), name=f"deliver-{i}")
             for i in range(self._cfg.concurrency)
         ]
+        self._voice_workers = [
+            asyncio.create_task(self._worker(self._voice_queue), name=f"call-{i}")
+            for i in range(self._cfg.voice_concurrency)
+        ]
         self._pump = asyncio.create_task(self._pump_loop(), name="pump")
+
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The long-lived tasks: none may end before shutdown."""
+        pump = [self._pump] if self._pump is not None else []
+        return pump + self._workers + self._voice_workers
+
+    @property
+    def voice_slots(self) -> int:
+        """Voice calls that could start right now (idle voice workers)."""
+        return max(0, self._cfg.voice_concurrency - len(self._voice_busy))
 
     async def drain(self) -> None:
         """After `stopping` is set: stop claiming, finish deliveries that already called their
@@ -117,11 +145,14 @@ class DeliveryLoop:
             await asyncio.gather(self._pump, return_exceptions=True)
         for _ in self._workers:
             self._queue.put_nowait(None)
-        if self._workers:
-            _, pending = await asyncio.wait(self._workers, timeout=self._cfg.shutdown_timeout)
+        for _ in self._voice_workers:
+            self._voice_queue.put_nowait(None)
+        workers = self._workers + self._voice_workers
+        if workers:
+            _, pending = await asyncio.wait(workers, timeout=self._cfg.shutdown_timeout)
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*self._workers, return_exceptions=True)
+            await asyncio.gather(*workers, return_exceptions=True)
             if pending:
                 log.warning(
                     "shutdown timeout: deliveries interrupted",
@@ -188,7 +219,7 @@ class DeliveryLoop:
             self._due_now = False
             try:
                 events = await self._db.claim_events(
-                    self._cfg.worker_id, limit, self._cfg.lease_seconds
+                    self._cfg.worker_id, limit, self._cfg.lease_seconds, self.voice_slots
                 )
             except DbLost:
                 self._due_now = True
@@ -207,8 +238,17 @@ class DeliveryLoop:
                 blocked_wait = MIN_BLOCKED_WAIT
                 for ev in events:
                     self._in_flight[ev.id] = ev
-                    self._queue.put_nowait(ev)
+                    if ev.bad is not None:
+                        # never handed to a transport: failed with the reason, loop goes on
+                        self._record(ev, Outcome.permanent(f"undecodable event: {ev.bad}"), -1, 0)
+                    elif ev.platform == "voice":
+                        self._voice_busy.add(ev.id)
+                        self._voice_queue.put_nowait(ev)
+                    else:
+                        self._queue.put_nowait(ev)
                 self._metrics.in_flight.set(len(self._in_flight))
+                if self._cfg.test_fault == "pump":
+                    raise RuntimeError("injected fault in the pump (NIKITA_SHIM_TEST_FAULT=pump)")
                 if len(events) == limit:
                     continue  # there may be more due right now
             if self._due_now or self._results:
@@ -251,9 +291,9 @@ class DeliveryLoop:
 
     # ---- workers --------------------------------------------------------------------------
 
-    async def _worker(self) -> None:
+    async def _worker(self, queue: asyncio.Queue[ClaimedEvent | None]) -> None:
         while True:
-            ev = await self._queue.get()
+            ev = await queue.get()
             if ev is None:
                 return
             called_at = -1.0
@@ -265,7 +305,18 @@ class DeliveryLoop:
 
             started = time.time()
             outcome = await self._deliver(ev, DeliveryContext(self._stopping, on_call))
-            self._record(ev, outcome, called_at, time.time() - started)
+            try:
+                self._record(ev, outcome, called_at, time.time() - started)
+            except Exception as exc:  # e.g. an outcome that cannot be logged: fail the event
+                log.exception(
+                    "recording an outcome raised", extra={"fields": {"event_id": str(ev.id)}}
+                )
+                self._record(
+                    ev,
+                    Outcome.permanent(f"outcome not recordable: {type(exc).__name__}"),
+                    called_at,
+                    0.0,
+                )
 
     async def _deliver(self, ev: ClaimedEvent, ctx: DeliveryContext) -> Outcome:
         if self._stopping.is_set():
@@ -281,22 +332,28 @@ class DeliveryLoop:
             return Outcome.release("lease nearly expired before delivery started")
         try:
             return await transport.deliver(ev, ctx)
-        except Exception as exc:  # a transport bug must not kill the worker
+        except Exception as exc:
+            # An event the transport cannot handle (RecursionError on a deeply nested markup,
+            # a TypeError on an odd value...) fails permanently: retrying cannot fix it, and
+            # it must never stop the worker.
             log.exception("transport raised", extra={"fields": {"event_id": str(ev.id)}})
             error = f"{type(exc).__name__}: {exc}"
             if ev.platform == "voice" and ev.id in self._called:
                 return Outcome.unknown(error)
-            return Outcome.retry(error)
+            return Outcome.permanent(f"cannot deliver: {error}")
 
     def _record(
         self, ev: ClaimedEvent, outcome: Outcome, called_at: float, duration: float
     ) -> None:
         self._called.discard(ev.id)
-        if outcome.error:
+        self._voice_busy.discard(ev.id)
+        if outcome.error or outcome.provider_ref:
             outcome = Outcome(
                 outcome.kind,
-                outcome.provider_ref,
-                redact(outcome.error, self._secrets),
+                self._redact.error(outcome.provider_ref, PROVIDER_REF_LIMIT)
+                if outcome.provider_ref
+                else None,
+                self._redact.error(outcome.error) if outcome.error else None,
                 outcome.delay,
             )
         if outcome.kind is Kind.DISABLED:
@@ -363,12 +420,9 @@ class DeliveryLoop:
 
     # ---- settler --------------------------------------------------------------------------
 
-    async def _settle_once(self) -> bool:
-        """Write every outcome recorded so far. False when the database was unavailable (the
-        outcomes are kept for the next try)."""
-        batch, self._results = self._results, []
-        if not batch:
-            return True
+    def _statements(
+        self, batch: list[tuple[ClaimedEvent, Outcome]]
+    ) -> tuple[list[tuple[UUID, UUID, str | None]], list[Failure], list[Deferral]]:
         completed: list[tuple[UUID, UUID, str | None]] = []
         failures: list[Failure] = []
         deferrals: list[Deferral] = []
@@ -386,12 +440,21 @@ class DeliveryLoop:
                 deferrals.append(Deferral(ev.id, ev.lock_token, 0.0))
             else:  # DISABLED
                 deferrals.append(Deferral(ev.id, ev.lock_token, self._cfg.disabled_defer))
+        return completed, failures, deferrals
+
+    async def _settle_once(self) -> bool:
+        """Write every outcome recorded so far. False when the database was unavailable (the
+        outcomes are kept for the next try)."""
+        batch, self._results = self._results, []
+        if not batch:
+            return True
+        completed, failures, deferrals = self._statements(batch)
         try:
             done, statuses, deferred = await self._db.settle(completed, failures, deferrals)
         except DbLost:
             self._results = batch + self._results
             return False
-        except psycopg.Error as exc:
+        except psycopg.OperationalError as exc:  # a timeout, a deadlock: try again
             log.error(
                 "recording outcomes failed; retrying",
                 extra={"fields": {"error": str(exc).strip().splitlines()[0][:300]}},
@@ -399,7 +462,59 @@ class DeliveryLoop:
             self._results = batch + self._results
             await self._wait_for(asyncio.Event(), 1.0)
             return False
-        lost = (len(completed) - done) + statuses.count(None) + deferred.count(False)
+        except psycopg.Error as exc:
+            # The database refused a value of one outcome (a constraint, a bad string): write
+            # them one by one so that the others are recorded and the loop goes on.
+            log.error(
+                "recording outcomes failed; recording them one by one",
+                extra={"fields": {"error": (str(exc).strip() or repr(exc)).splitlines()[0][:300]}},
+            )
+            for item in batch:
+                if not await self._settle_alone(item):
+                    return False
+            self._due_now = True
+            return True
+        self._settled(batch, (len(completed) - done) + statuses.count(None) + deferred.count(False))
+        return True
+
+    async def _settle_alone(self, item: tuple[ClaimedEvent, Outcome]) -> bool:
+        ev, outcome = item
+        for attempt in (outcome, None):
+            if attempt is None:
+                # what the database refused is replaced by a plain permanent failure
+                attempt = Outcome.permanent(
+                    "the outcome could not be recorded (refused by the database)"
+                )
+            completed, failures, deferrals = self._statements([(ev, attempt)])
+            try:
+                done, statuses, deferred = await self._db.settle(completed, failures, deferrals)
+            except DbLost:
+                self._results.append(item)
+                return False
+            except psycopg.OperationalError:
+                self._results.append(item)
+                return False
+            except psycopg.Error as exc:
+                log.error(
+                    "outcome refused by the database",
+                    extra={
+                        "fields": {
+                            "event_id": str(ev.id),
+                            "outcome": attempt.kind.value,
+                            "error": (str(exc).strip() or repr(exc)).splitlines()[0][:300],
+                        }
+                    },
+                )
+                continue
+            self._settled(
+                [item], (len(completed) - done) + statuses.count(None) + deferred.count(False)
+            )
+            return True
+        # nothing could be written: the lease expires and the sweep recovers the event
+        self._settled([item], 0)
+        return True
+
+    def _settled(self, batch: list[tuple[ClaimedEvent, Outcome]], lost: int) -> None:
         if lost:
             self._metrics.leases_lost.inc(lost)
             log.warning(
@@ -411,4 +526,3 @@ class DeliveryLoop:
             self._in_flight.pop(ev.id, None)
         self._metrics.in_flight.set(len(self._in_flight))
         self._due_now = True  # a settled event may unblock its user's next one
-        return True

@@ -1,4 +1,10 @@
-"""Wiring of `nikita-shim run`: transports, database, delivery loop, systemd, metrics."""
+"""Wiring of `nikita-shim run`: transports, database, delivery loop, systemd, metrics.
+
+Every long-lived task (listener, pump, workers, sweeper, conversation loop, metrics, watchdog)
+must run until shutdown. One that ends earlier, with an exception or not, is a bug the
+process cannot recover from in place: it is logged with its traceback, the watchdog is no
+longer fed, and `run()` returns EXIT_CRASH so that systemd (Restart=always) restarts the shim.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from .db import CHANNEL_CONVERSATIONS, CHANNEL_EVENTS, Database, DbLost, SchemaM
 from .loop import DeliveryLoop
 from .metrics import Metrics
 from .ratelimit import RateLimiter
+from .redact import safe_conninfo
 from .systemd import SystemdNotifier
 from .transports import Transport
 from .transports.console import ConsoleTransport
@@ -22,8 +29,16 @@ from .transports.noop import NoopTransport
 
 log = logging.getLogger("nikita_shim")
 
+EXIT_CRASH = 1
 EXIT_SCHEMA = 3
 METRICS_REFRESH = 15.0
+
+
+def _safe_database(url: str) -> str:
+    try:
+        return safe_conninfo(url)
+    except Exception:  # validated at start; never print the raw string
+        return "(unparsable)"
 
 
 def build_transports(cfg: Config) -> dict[str, Transport]:
@@ -55,7 +70,7 @@ def build_transports(cfg: Config) -> dict[str, Transport]:
             cfg.elevenlabs_phone_number_id,
             cfg.elevenlabs_api_base,
             timeout=cfg.voice_timeout,
-            pool_size=cfg.concurrency,
+            pool_size=cfg.voice_concurrency,
         )
     elif cfg.voice_transport == "console":
         transports["voice"] = ConsoleTransport("voice")
@@ -101,6 +116,8 @@ class Shim:
             else None
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._supervisor: asyncio.Task[None] | None = None
+        self.crashed: str | None = None  # the name of the task that crashed
 
     def stop(self) -> None:
         if not self.stopping.is_set():
@@ -108,6 +125,8 @@ class Shim:
             self.stopping.set()
 
     def _on_notify(self, channel: str, payload: str) -> None:
+        if self.cfg.test_fault == "listener":
+            raise RuntimeError("injected fault in the listener (NIKITA_SHIM_TEST_FAULT=listener)")
         if channel == CHANNEL_EVENTS:
             self.delivery.on_notify(payload)
         elif channel == CHANNEL_CONVERSATIONS and self.conversations is not None:
@@ -130,10 +149,63 @@ class Shim:
         while await self._sleep(self.cfg.sweep_interval):
             if self.db.connected.is_set():
                 await self.db.sweep()
+                if self.cfg.test_fault == "sweeper":
+                    raise RuntimeError(
+                        "injected fault in the sweeper (NIKITA_SHIM_TEST_FAULT=sweeper)"
+                    )
+
+    def core_tasks(self) -> list[asyncio.Task[None]]:
+        tasks = [self._supervisor] if self._supervisor is not None else []
+        tasks += self.delivery.tasks
+        if self.conversations is not None:
+            tasks += self.conversations.tasks
+        return tasks + self._tasks
 
     async def _watchdog(self, interval: float) -> None:
         while await self._sleep(interval):
-            self.notifier.watchdog()
+            # fed only while every core task is alive: a dead one must lead to a restart
+            if self.crashed is None and not any(t.done() for t in self.core_tasks()):
+                self.notifier.watchdog()
+
+    async def _until_stop_or_crash(self) -> asyncio.Task[None] | None:
+        """Wait for shutdown; return the first core task that ended before it, if any."""
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            while True:
+                tasks = self.core_tasks()
+                done, _ = await asyncio.wait([*tasks, stop], return_when=asyncio.FIRST_COMPLETED)
+                ended = [t for t in tasks if t in done]
+                crashed = [
+                    t
+                    for t in ended
+                    if t.cancelled() or t.exception() is not None or not self.stopping.is_set()
+                ]
+                if crashed:
+                    return crashed[0]
+                if stop in done:
+                    return None
+        finally:
+            stop.cancel()
+
+    def _report_crash(self, task: asyncio.Task[None]) -> None:
+        name = task.get_name()
+        self.crashed = name
+        for t in self._tasks:
+            if t.get_name() == "watchdog":
+                t.cancel()  # no WATCHDOG=1 from now on
+        exc = None if task.cancelled() else task.exception()
+        log.critical(
+            "core task crashed: exiting so that the service is restarted",
+            exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
+            extra={
+                "fields": {
+                    "task": name,
+                    "error": f"{type(exc).__name__}: {exc}" if exc else "ended unexpectedly",
+                    "exit_code": EXIT_CRASH,
+                }
+            },
+        )
+        self.notifier.status(f"crashed: task {name} failed; exiting with {EXIT_CRASH}")
 
     async def _refresh_metrics(self) -> None:
         from psycopg.rows import dict_row
@@ -170,6 +242,8 @@ class Shim:
                     "voice": cfg.voice_transport,
                     "batch": cfg.batch_size,
                     "concurrency": cfg.concurrency,
+                    "voice_concurrency": cfg.voice_concurrency,
+                    "database": _safe_database(cfg.database_url),
                     "pid": os.getpid(),
                 }
             },
@@ -191,7 +265,11 @@ class Shim:
                     "no transport for platform: its events are deferred, not delivered",
                     extra={"fields": {"platform": platform}},
                 )
-        supervisor: asyncio.Task[None] | None = None
+        if cfg.test_fault:
+            log.warning(
+                "TEST FAULT INJECTION enabled: a core task will fail on purpose",
+                extra={"fields": {"task": cfg.test_fault}},
+            )
         try:
             if not await self._connect():
                 return 0
@@ -200,7 +278,7 @@ class Shim:
             except SchemaMissing as exc:
                 log.error(str(exc))
                 return EXIT_SCHEMA
-            supervisor = asyncio.create_task(self.db.supervise(), name="db-supervisor")
+            self._supervisor = asyncio.create_task(self.db.supervise(), name="listener")
             self.delivery.start()
             if self.conversations is not None:
                 self.conversations.start()
@@ -220,24 +298,36 @@ class Shim:
                 "ready",
                 extra={"fields": {"startup_ms": round((time.monotonic() - started) * 1000)}},
             )
-            await self.stopping.wait()
+            crashed = await self._until_stop_or_crash()
+            if crashed is not None:
+                self._report_crash(crashed)
+            self.stopping.set()
             self.notifier.stopping()
-            await self.delivery.drain()
-            if self.conversations is not None:
-                await self.conversations.drain()
-            return 0
+            try:
+                # best effort after a crash: release what was claimed, write what is known
+                await asyncio.wait_for(self._drain(), cfg.shutdown_timeout + 15)
+            except Exception:
+                if crashed is None:
+                    raise
+                log.exception("drain after the crash failed; leases will expire")
+            return EXIT_CRASH if crashed is not None else 0
         finally:
             self.stopping.set()
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self.db.close()
-            if supervisor is not None:
-                supervisor.cancel()
-                await asyncio.gather(supervisor, return_exceptions=True)
+            if self._supervisor is not None:
+                self._supervisor.cancel()
+                await asyncio.gather(self._supervisor, return_exceptions=True)
             for transport in self.transports.values():
                 await transport.close()
             log.info("stopped", extra={"fields": {"delivered": self.delivery.delivered}})
+
+    async def _drain(self) -> None:
+        await self.delivery.drain()
+        if self.conversations is not None:
+            await self.conversations.drain()
 
     async def _connect(self) -> bool:
         connect = asyncio.create_task(self.db.connect_until_ready())

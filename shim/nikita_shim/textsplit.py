@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from .blank import is_blank
+
 TELEGRAM_LIMIT = 4096
 
 # Boundaries, best first. Each pattern matches the separator; the cut goes after the text that
@@ -67,9 +69,9 @@ def split_text(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
                 fallback = (last.start(), end)
         cut = cut or fallback or (window_end, window_end)
         piece = rest[: cut[0]].rstrip()
-        if piece:
+        if not is_blank(piece):  # a piece of only invisible characters would be refused
             pieces.append(piece)
         rest = rest[cut[1] :]
-    if rest.strip():
+    if not is_blank(rest):
         pieces.append(rest)
     return pieces

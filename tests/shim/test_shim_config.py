@@ -114,3 +114,27 @@ def test_cli_bad_conversation_processor_exits_2():
     )
     assert out.returncode == 2
     assert "no_such_module_xyz" in out.stderr
+
+
+def test_voice_concurrency_and_test_fault_are_validated():
+    cfg = load_config({"DATABASE_URL": "postgresql:///db"}, need_delivery=False)
+    assert cfg.voice_concurrency == 4 and cfg.test_fault is None
+    cfg = load_config(
+        {
+            "DATABASE_URL": "postgresql:///db",
+            "NIKITA_SHIM_VOICE_CONCURRENCY": "1",
+            "NIKITA_SHIM_TEST_FAULT": "Pump",
+        },
+        need_delivery=False,
+    )
+    assert cfg.voice_concurrency == 1 and cfg.test_fault == "pump"
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            {
+                "DATABASE_URL": "postgresql:///db",
+                "NIKITA_SHIM_VOICE_CONCURRENCY": "0",
+                "NIKITA_SHIM_TEST_FAULT": "everything",
+            }
+        )
+    text = " ".join(info.value.problems)
+    assert "NIKITA_SHIM_VOICE_CONCURRENCY" in text and "NIKITA_SHIM_TEST_FAULT" in text

@@ -20,8 +20,10 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from ..events import ClaimedEvent, Outcome, redact
+from ..blank import is_blank
+from ..events import ClaimedEvent, Outcome
 from ..ratelimit import RateLimiter
+from ..redact import Redactor
 from ..textsplit import TELEGRAM_LIMIT, split_text
 from . import DeliveryContext
 
@@ -55,6 +57,7 @@ class TelegramTransport:
         pool_size: int,
     ) -> None:
         self._token = token
+        self._redact = Redactor((token,))
         self._limiter = limiter
         self._max_wait = max_wait
         self._timeout = timeout
@@ -78,7 +81,7 @@ class TelegramTransport:
         return self._disabled
 
     def _clean(self, text: str) -> str:
-        return redact(text, (self._token,))
+        return self._redact.error(text)
 
     async def start(self) -> None:
         try:
@@ -116,7 +119,7 @@ class TelegramTransport:
             chat_id = int(chat_id)
         if not isinstance(chat_id, int) or isinstance(chat_id, bool):
             return Outcome.permanent(f"bad content: chat_id {chat_id!r} is not an integer")
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or is_blank(text):
             return Outcome.permanent("bad content: text is missing or empty")
         kwargs: dict[str, Any] = {}
         parse_mode = content.get("parse_mode")

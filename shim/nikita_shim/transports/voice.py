@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from ..events import ClaimedEvent, Outcome, redact
+from ..events import ClaimedEvent, Outcome
+from ..redact import Redactor
 from . import DeliveryContext
 
 log = logging.getLogger("nikita_shim.voice")
@@ -78,6 +79,7 @@ class VoiceTransport:
         pool_size: int,
     ) -> None:
         self._api_key = api_key
+        self._redact = Redactor((api_key,))
         self._agent_id = agent_id
         self._phone_number_id = phone_number_id
         self._url = base_url.rstrip("/") + OUTBOUND_PATH
@@ -103,7 +105,7 @@ class VoiceTransport:
             await self._client.aclose()
 
     def _clean(self, text: str) -> str:
-        return redact(text, (self._api_key,))[:500]
+        return self._redact.error(text, 500)
 
     async def deliver(self, event: ClaimedEvent, ctx: DeliveryContext) -> Outcome:
         if self._disabled:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,6 +24,23 @@ def tg() -> Iterator[telegram.FakeTelegram]:
 def el() -> Iterator[elevenlabs.FakeElevenLabs]:
     with elevenlabs.FakeElevenLabs() as server:
         yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Callable[..., shim.ShimProcess]]:
+    """Start `nikita-shim run` subprocesses (log files in tmp_path); all killed afterwards."""
+    started: list[shim.ShimProcess] = []
+
+    def make(
+        env: dict[str, str], name: str = "shim", args: tuple[str, ...] = ()
+    ) -> shim.ShimProcess:
+        p = shim.ShimProcess(env, tmp_path / f"{name}-{len(started)}.log", args).start()
+        started.append(p)
+        return p
+
+    yield make
+    for p in started:
+        p.close()
 
 
 @pytest.fixture

@@ -6,9 +6,12 @@ unanswered request is 'failed: outcome unknown', never retried.
 
 from __future__ import annotations
 
+import email.utils
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from fakes import shim
+from fakes.base import Reply
 from fakes.shim import make_user, running_shim, schedule, shim_env, wait_for, wait_status
 
 PHONE = "+15550100001"
@@ -141,3 +144,34 @@ async def test_bad_api_key_stops_voice_and_keeps_events(queue_db, conn, el):
     row = await shim.event(conn, eid)
     assert row["attempts"] == 0
     assert el.calls == []
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "seconds"),
+    [("120", 120), ("http-date", 300), (None, 30)],
+    ids=["seconds", "http-date", "absent"],
+)
+async def test_429_defers_by_the_retry_after_header(queue_db, conn, el, retry_after, seconds):
+    if retry_after == "http-date":
+        retry_after = email.utils.format_datetime(
+            datetime.now(UTC) + timedelta(seconds=seconds), usegmt=True
+        )
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    el.script(PHONE, Reply(429, {"detail": {"message": "Too many"}}, headers=headers))
+    user = await make_user(conn, phone=PHONE)
+    before = datetime.now(UTC)
+    async with running_shim(shim_env(queue_db, el=el)):
+        eid = await schedule(conn, user, "voice", {}, event_type="call_reminder")
+
+        async def deferred() -> bool:
+            row = await shim.event(conn, eid)
+            return row["status"] == "pending" and len(el.refused) == 1
+
+        await wait_for(deferred, what="the 429 to defer the event")
+        after = datetime.now(UTC)
+    row = await shim.event(conn, eid)
+    assert row["attempts"] == 0  # a deferral uses no attempt
+    assert el.calls == []
+    # due again when Retry-After says (the HTTP date has whole seconds: 1 s of slack)
+    assert before + timedelta(seconds=seconds - 1) <= row["scheduled_at"]
+    assert row["scheduled_at"] <= after + timedelta(seconds=seconds + 1)

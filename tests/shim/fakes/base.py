@@ -11,17 +11,22 @@ from typing import Any
 
 
 class Reply:
+    """An HTTP answer; `raw` bytes are written as they are instead (a broken response, for
+    network failures whose error text quotes what the server sent)."""
+
     def __init__(
         self,
         status: int,
         body: Any,
         headers: dict[str, str] | None = None,
         delay: float = 0.0,
+        raw: bytes | None = None,
     ) -> None:
         self.status = status
         self.body = body
         self.headers = headers or {}
         self.delay = delay
+        self.raw = raw
 
 
 class FakeServer:
@@ -48,6 +53,14 @@ class FakeServer:
                 reply = fake.handle(self.command, self.path, headers, body)
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.raw is not None:
+                    self.close_connection = True
+                    try:
+                        self.wfile.write(reply.raw)
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    return
                 payload = (
                     reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 )

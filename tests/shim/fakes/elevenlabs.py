@@ -3,7 +3,8 @@
 Failures are scripted per destination number: `script("+15550001", "429:2", "ok")`. Codes:
 ok, 429:<s> (Retry-After), 400, 422, 401, 500 (may or may not have called: body says nothing),
 500-refused (body says success=false: no call), refused (200 with success=false),
-slow:<s> (the call IS placed, the answer comes after <s> seconds).
+slow:<s> (the call IS placed, the answer comes after <s> seconds). A scripted `Reply` is sent
+as it is and places no call (e.g. an error text that echoes the API key, a broken response).
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ class FakeElevenLabs(FakeServer):
         self.phone_id = phone_id
         self.calls: list[dict[str, Any]] = []  # calls actually placed
         self.refused: list[dict[str, Any]] = []
-        self._scripts: dict[str, deque[str]] = defaultdict(deque)
+        self.in_progress = 0  # calls placed whose answer has not been sent yet
+        self._scripts: dict[str, deque[str | Reply]] = defaultdict(deque)
         self._ids = itertools.count(1)
 
-    def script(self, to_number: str, *codes: str) -> None:
+    def script(self, to_number: str, *codes: str | Reply) -> None:
         with self.lock:
             self._scripts[to_number].extend(codes)
 
@@ -75,6 +77,9 @@ class FakeElevenLabs(FakeServer):
         to_number = data["to_number"]
         with self.lock:
             code = self._scripts[to_number].popleft() if self._scripts[to_number] else "ok"
+        if isinstance(code, Reply):
+            self.refused.append({"to_number": to_number, "body": data, "t": time.time()})
+            return code
         record = {"to_number": to_number, "body": data, "t": time.time(), "code": code}
         if code.startswith("429"):
             seconds = code.split(":")[1] if ":" in code else "1"
@@ -105,6 +110,14 @@ class FakeElevenLabs(FakeServer):
         if code == "500":
             return Reply(500, {"detail": "Internal Server Error"})
         delay = float(code.split(":")[1]) if code.startswith("slow") else 0.0
+        if delay:
+            with self.lock:
+                self.in_progress += 1
+            try:
+                time.sleep(delay)
+            finally:
+                with self.lock:
+                    self.in_progress -= 1
         return Reply(
             200,
             {
@@ -113,7 +126,6 @@ class FakeElevenLabs(FakeServer):
                 "conversation_id": record["conversation_id"],
                 "callSid": record["call_sid"],
             },
-            delay=delay,
         )
 
     def _check(self, data: Any) -> Reply | None:

@@ -4,7 +4,8 @@ Requests are accepted form-encoded, multipart-free, JSON or in the query string,
 server. Failures are scripted per chat: `script(chat_id, "429:3", "ok")` answers the next
 sendMessage to that chat with 429 retry_after=3, then succeeds; `always(chat_id, "403")`
 answers every one with 403. Codes: ok, 429:<s>, 403, 400 (chat not found), 500, slow:<s>
-(delivers, but answers after <s> seconds), 401.
+(delivers, but answers after <s> seconds), 401. A `Reply` may be scripted as well: it is sent
+as it is (e.g. an error text that echoes the token, or a broken response).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class FakeTelegram(FakeServer):
         self.token = token
         self.messages: list[dict[str, Any]] = []
         self.rejected: list[dict[str, Any]] = []
-        self._scripts: dict[int, deque[str]] = defaultdict(deque)
+        self._scripts: dict[int, deque[str | Reply]] = defaultdict(deque)
         self._always: dict[int, str] = {}
         self._next_id: dict[int, int] = defaultdict(lambda: 1000)
 
@@ -48,7 +49,7 @@ class FakeTelegram(FakeServer):
         """What TELEGRAM_API_BASE should be (python-telegram-bot appends the token)."""
         return f"{self.url}/bot"
 
-    def script(self, chat_id: int, *codes: str) -> None:
+    def script(self, chat_id: int, *codes: str | Reply) -> None:
         with self.lock:
             self._scripts[chat_id].extend(codes)
 
@@ -118,7 +119,7 @@ class FakeTelegram(FakeServer):
             return params, f"unsupported content type {ctype!r}"
         return params, ""
 
-    def _next_code(self, chat_id: int) -> str:
+    def _next_code(self, chat_id: int) -> str | Reply:
         with self.lock:
             if self._scripts[chat_id]:
                 return self._scripts[chat_id].popleft()
@@ -162,6 +163,10 @@ class FakeTelegram(FakeServer):
             return _error(400, "Bad Request: disable_notification must be a boolean")
 
         code = self._next_code(chat_id)
+        if isinstance(code, Reply):
+            record.update(code="reply")
+            self.rejected.append(record)
+            return code
         record.update(code=code)
         if code.startswith("429"):
             seconds = int(code.split(":")[1]) if ":" in code else 1
