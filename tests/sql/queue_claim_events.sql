@@ -1,7 +1,7 @@
 -- nikita.claim_events: due rows only, oldest first, lease and token, attempts, per-user
 -- exclusivity (in one batch and against events in flight), ops_alert unlimited, lateness, bad
 -- input, the voice cap. Concurrency (SKIP LOCKED, the per-user lock, the re-check) is proven
--- with real connections in tests/shim/test_queue_concurrency.py.
+-- with real connections in tests/shim/db/test_queue_concurrency.py.
 BEGIN;
 SELECT plan(64);
 

@@ -2,7 +2,7 @@
 -- exhaustion), defer_event; stale lock tokens change nothing.
 BEGIN;
 SELECT plan(66);
--- Lease-lost WARNINGs are expected here (their text is tested in tests/shim/test_queue_*.py).
+-- Lease-lost WARNINGs are expected here (their text is tested in tests/shim/db/test_queue_*.py).
 SET LOCAL client_min_messages = error;
 
 INSERT INTO nikita.users (id, telegram_id)
