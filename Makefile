@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test migrate lint bench db-up db-down psql setup venv packages cron-remove clean
+.PHONY: help run test migrate lint bench schema db-up db-down psql setup venv packages cron-remove clean
 
 help:
 	@echo "make run       set up, migrate, schedule cron jobs, run the shim in the foreground"
@@ -15,6 +15,7 @@ help:
 	@echo "make migrate   apply sql/, functions/, cron/ to DATABASE_URL or the embedded cluster"
 	@echo "make lint      sqlfluff, plpgsql_check, ruff"
 	@echo "make bench     benchmarks into bench/RESULTS.md"
+	@echo "make schema    regenerate docs/schema.sql (pg_dump of a fresh migrate)"
 	@echo "make db-up | db-down | psql    the embedded PostgreSQL"
 
 packages:
@@ -62,6 +63,12 @@ lint: setup
 
 bench: setup
 	@scripts/bench.sh
+
+# docs/schema.sql: the schema of a fresh migrate, compared by the tests (scripts/schema.sh).
+schema: setup
+	@scripts/schema.sh > docs/schema.sql.tmp && mv docs/schema.sql.tmp docs/schema.sql \
+		|| { rm -f docs/schema.sql.tmp; exit 1; }
+	@echo "docs/schema.sql regenerated"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

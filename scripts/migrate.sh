@@ -4,7 +4,10 @@
 #   DATABASE_URL=postgresql://... scripts/migrate.sh
 #
 # 1. sql/NNNN_*.sql, in order, each once, each in one transaction, recorded with its sha256 in
-#    nikita.schema_migrations. An applied file whose checksum changed is an error.
+#    nikita.schema_migrations. An applied file whose checksum changed is an error, unless
+#    sql/CHECKSUMS.previous lists the recorded checksum for that version: an earlier text of
+#    the file that differs from it in comments only (scripts/migration_comments.py checks that
+#    and writes the line); the current checksum is then recorded, and migrate says so.
 # 2. functions/*.sql, all re-applied (CREATE OR REPLACE), in one transaction.
 # 3. cron/schedule.sql when pg_cron is installed in this database (a notice otherwise).
 # Running it twice changes nothing.
@@ -28,12 +31,24 @@ REVOKE ALL ON nikita.schema_migrations FROM PUBLIC;
 SQL
 
 applied=0
+# "version sha256" lines: comment-only predecessors of a migration (# starts a comment).
+previous="$here/sql/CHECKSUMS.previous"
+listed_previous() {
+    [ -f "$previous" ] && grep -qE "^$1[[:space:]]+$2[[:space:]]*(#.*)?\$" "$previous"
+}
+
 for f in "$here"/sql/[0-9][0-9][0-9][0-9]_*.sql; do
     version=$(basename "$f" .sql)
     sum=$(sha256sum "$f" | cut -d' ' -f1)
     recorded=$("${psql_[@]}" -tAc \
         "SELECT checksum FROM nikita.schema_migrations WHERE version = '$version'")
     if [ -n "$recorded" ]; then
+        if [ "$recorded" != "$sum" ] && listed_previous "$version" "$recorded"; then
+            "${psql_[@]}" -c "UPDATE nikita.schema_migrations SET checksum = '$sum'
+                WHERE version = '$version' AND checksum = '$recorded'" >/dev/null
+            say "$version: checksum $recorded is a listed comment-only predecessor (sql/CHECKSUMS.previous); recorded $sum"
+            continue
+        fi
         if [ "$recorded" != "$sum" ]; then
             say "ERROR: $version was already applied with checksum $recorded but the file now has $sum."
             say "An applied migration must not change: revert the edit and add a new migration."

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# make test: a fresh, migrated test database; pg_prove over tests/sql; pytest over tests/shim;
-# lint. `--lint-only` runs just the lint part (make lint).
+# make test: a fresh, migrated test database; pg_prove over tests/sql; pytest over tests/shim
+# (unit/, db/, e2e/); lint. `--lint-only` runs just the lint part (make lint).
+#
+#   scripts/test.sh tests/sql/decay.sql tests/shim/db/test_migrate.py::test_x ...
+# runs only those: pgTAP files (*.sql) with pg_prove, anything else with pytest; no lint.
 #
 # The cluster is DATABASE_URL's when set (the role needs CREATEDB), else the embedded one.
 # The project database itself is migrated too, so its cron schedule is current.
@@ -10,7 +13,17 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 PY=.venv/bin/python
 lint_only=false
-[ "${1:-}" = "--lint-only" ] && lint_only=true
+[ "${1:-}" = "--lint-only" ] && lint_only=true && shift
+sql_only=()
+py_only=()
+for arg in "$@"; do
+    case "$arg" in
+        *.sql) sql_only+=("$arg") ;;
+        *) py_only+=("$arg") ;;
+    esac
+done
+some=false
+[ $# -gt 0 ] && some=true
 
 if [ -z "${DATABASE_URL:-}" ]; then
     DATABASE_URL=$(scripts/db.sh up)
@@ -60,16 +73,33 @@ if $lint_only; then
     exit $status
 fi
 
+export TEST_DATABASE_URL
+export NIKITA_CRON_DATABASE_URL="$DATABASE_URL"
+
+if $some; then
+    # pg_prove reads a plain database name, not a key=value string: hand it libpq's variables.
+    if [ ${#sql_only[@]} -gt 0 ]; then
+        step "pgTAP (${sql_only[*]})"
+        (
+            eval "$("$PY" scripts/conninfo.py pg-env "$TEST_DATABASE_URL")"
+            pg_prove "${sql_only[@]}"
+        ) || status=1
+    fi
+    if [ ${#py_only[@]} -gt 0 ]; then
+        step "pytest (${py_only[*]})"
+        "$PY" -m pytest -q -p no:cacheprovider "${py_only[@]}" || status=1
+    fi
+    exit $status
+fi
+
+# tests/sql/_shared/ holds included helpers (*.psql), which --ext .sql leaves out.
 step "pgTAP (pg_prove tests/sql)"
-# pg_prove reads a plain database name, not a key=value string: hand it libpq's variables.
 (
     eval "$("$PY" scripts/conninfo.py pg-env "$TEST_DATABASE_URL")"
     pg_prove --ext .sql -r tests/sql
 ) || status=1
 
-step "pytest (tests/shim)"
-export TEST_DATABASE_URL
-export NIKITA_CRON_DATABASE_URL="$DATABASE_URL"
+step "pytest (tests/shim: unit, db, e2e)"
 "$PY" -m pytest -q -p no:cacheprovider tests/shim || status=1
 
 lint

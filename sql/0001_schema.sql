@@ -1,4 +1,4 @@
--- The whole data model of DESIGN.md: game tables, package tables, seeds.
+-- The whole data model: game tables, package tables, seeds (docs/schema.sql: as it is now).
 -- Applied once, in one transaction, by scripts/migrate.sh.
 
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
@@ -184,7 +184,7 @@ CREATE TABLE nikita.daily_summaries (
     CONSTRAINT daily_summaries_user_date_key UNIQUE (user_id, date)
 );
 
--- Pending Telegram registrations. Decided (DESIGN is silent on the state names): the bot's
+-- Pending Telegram registrations. Decided (docs/decisions.md): the bot's
 -- e-mail sign-up flow asks for an e-mail, then a one-time code.
 CREATE TABLE nikita.signup_sessions (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -1,4 +1,4 @@
--- Roles, grants and row level security (DESIGN.md "Security").
+-- Roles, grants and row level security (docs/install.md, "Roles" and "Security model").
 --
 -- Group roles (NOLOGIN; grant them to the login roles that need them):
 --   nikita_worker    the shim: only the queue functions it calls (granted by functions/)

@@ -1,4 +1,4 @@
--- A fast users_timezone_iana check (issue 4: decay updates every eligible player each hour).
+-- A fast users_timezone_iana check: decay updates every eligible player each hour.
 --
 -- PostgreSQL evaluates every CHECK constraint on every UPDATE of a row, and the original
 -- nikita.is_valid_timezone() reads pg_timezone_names, which walks the whole tz directory: about

@@ -1,6 +1,7 @@
--- Room for HOT updates on nikita.users (issue 4: decay rewrites every eligible player hourly).
+-- Room for HOT updates on nikita.users: decay rewrites every eligible player hourly.
 --
--- Decay updates players in id order, so the rows of a page are updated together. With the
+-- Decay updates players by ranges of the table's pages (a batch is the players stored on its
+-- pages, functions/decay.sql), so the rows of a page are updated together. With the
 -- default fillfactor (100) a page has no room for their new versions: every update moves its
 -- row to another page and inserts into each of the table's indexes, and the next run finds the
 -- moved rows packed just as densely. At 50 a page keeps room for a new version of each of its

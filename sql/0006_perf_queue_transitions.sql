@@ -1,4 +1,4 @@
--- Cheaper state changes on the delivery path (issue 6: claim + complete of every event).
+-- Cheaper state changes on the delivery path: every event is claimed and completed.
 --
 -- Every state change of an event is a non-HOT update (status is indexed), so it writes the heap
 -- and every index whose predicate the new version matches, and runs the row triggers. Measured

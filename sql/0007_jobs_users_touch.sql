@@ -1,4 +1,4 @@
--- The users touch trigger only when the statement left updated_at alone (issue 4), as 0006 did
+-- The users touch trigger only when the statement left updated_at alone, as 0006 did
 -- for scheduled_events: decay updates every decaying player each hour and sets updated_at
 -- itself (to now(), what the trigger would write), which saves a PL/pgSQL call per row (about
 -- 46 ms of a 20,000-player batch, measured with auto_explain's trigger timing). Any other

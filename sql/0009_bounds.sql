@@ -1,4 +1,4 @@
--- Bounds (issue 9, items 2 and 6, "Also"): the blank rule, settings ranges, free-text length
+-- Bounds: the blank rule, settings ranges, free-text length
 -- limits and a depth/size bound on event content, enforced where rows are written.
 --
 -- 1. nikita.is_blank(text): the one SQL definition of "blank" (shared with the shim, see

@@ -1,4 +1,4 @@
--- Per-user order as a guarantee (issue 9, item 4).
+-- Per-user order as a guarantee (docs/queue.md, "Per-user order").
 --
 -- A user's events go out in the order the app asked for: (scheduled_at, then creation order),
 -- also across retries, defers, lease expiry and restarts. claim_events takes only a user's head

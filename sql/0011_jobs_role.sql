@@ -1,6 +1,6 @@
--- The jobs role (issue 9, item 1): pg_cron runs a job as the role that scheduled it
--- (cron.job.username). Left to itself that is whoever ran cron/schedule.sql, usually a
--- superuser; cron/schedule.sql schedules the package's jobs as this role instead.
+-- The jobs role (docs/install.md, "Who runs the jobs"): pg_cron runs a job as the role that
+-- scheduled it (cron.job.username). Left to itself that is whoever ran cron/schedule.sql,
+-- usually a superuser; cron/schedule.sql schedules the package's jobs as this role instead.
 --
 -- nikita_jobs:
 --   LOGIN        pg_cron opens a libpq connection as the job's role (cron.host), or starts a

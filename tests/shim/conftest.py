@@ -1,4 +1,8 @@
-"""Database fixtures shared by every pytest suite.
+"""Database fixtures shared by the suites that need a database (db/ and e2e/; unit/ needs none).
+
+Layout: unit/ imports the shim and needs no database; db/ drives the database from Python
+(jobs, queue concurrency, NOTIFY, plans, migrate, security, cron); e2e/ runs the real shim
+against fake providers (e2e/fakes). Each level's conftest.py holds the fixtures of that level.
 
 The cluster is, in order: TEST_DATABASE_URL's (make test sets it), the embedded cluster of
 scripts/db.sh, a testcontainers PostgreSQL when a Docker engine answers; otherwise the tests
@@ -17,7 +21,6 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from nikita_testdb import ROOT, database_url, run_migrate
 
@@ -112,13 +115,3 @@ def db_url(admin_url: str, template_database: str) -> Iterator[str]:
     _create_database(admin_url, name, template=template_database)
     yield database_url(admin_url, name)
     _drop_database(admin_url, name)
-
-
-@pytest.fixture(scope="session")
-def cron_database_url(cluster_url: str) -> str:
-    """The database where pg_cron runs (the project database, migrated by make test)."""
-    url = os.environ.get("NIKITA_CRON_DATABASE_URL")
-    if url:
-        return url
-    params = conninfo_to_dict(cluster_url)
-    return database_url(cluster_url, str(params.get("dbname", "nikita")))

@@ -6,9 +6,7 @@ INSERT INTO nikita.users (id, telegram_id, phone)
 SELECT ('00000000-0000-0000-0000-00000000001' || i)::uuid, 6000 + i, '+4420123456' || i
 FROM generate_series(1, 4) AS i;
 
-CREATE TEMP TABLE ev (name text PRIMARY KEY, id uuid);
-CREATE FUNCTION pg_temp.ev(p_name text) RETURNS uuid LANGUAGE sql AS
-$$ SELECT id FROM ev WHERE name = p_name $$;
+\ir _shared/events.psql
 CREATE PROCEDURE pg_temp.sched(p_name text, p_user int, p_at interval, p_platform text DEFAULT 'telegram')
 LANGUAGE sql AS $$
     INSERT INTO ev SELECT p_name, nikita.schedule_event(

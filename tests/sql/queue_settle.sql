@@ -2,23 +2,19 @@
 -- exhaustion), defer_event; stale lock tokens change nothing.
 BEGIN;
 SELECT plan(66);
--- Lease-lost WARNINGs are expected here (their text is tested in tests/shim/test_queue_*.py).
+-- Lease-lost WARNINGs are expected here (their text is tested in tests/shim/db/test_queue_*.py).
 SET LOCAL client_min_messages = error;
 
 INSERT INTO nikita.users (id, telegram_id)
 SELECT ('00000000-0000-0000-0000-0000000000e' || i)::uuid, 4000 + i FROM generate_series(1, 9) AS i;
 
-CREATE TEMP TABLE ev (name text PRIMARY KEY, id uuid);
-CREATE FUNCTION pg_temp.ev(p_name text) RETURNS uuid LANGUAGE sql AS
-$$ SELECT id FROM ev WHERE name = p_name $$;
+\ir _shared/events.psql
 -- One due event per user; claimed through claim_events so the tokens are real.
 INSERT INTO ev SELECT 'e' || i, nikita.schedule_event(
     ('00000000-0000-0000-0000-0000000000e' || i)::uuid, 'telegram', 'message_delivery',
     jsonb_build_object('text', 'e' || i), now() - i * interval '1 second')
 FROM generate_series(1, 9) AS i;
 CREATE TEMP TABLE claim AS SELECT * FROM nikita.claim_events('w', 50);
-CREATE FUNCTION pg_temp.tok(p_name text) RETURNS uuid LANGUAGE sql AS
-$$ SELECT lock_token FROM nikita.scheduled_events WHERE id = pg_temp.ev(p_name) $$;
 -- Back to due and claimed again (what the next claim after a backoff would do).
 CREATE FUNCTION pg_temp.reclaim(p_name text) RETURNS integer LANGUAGE sql AS $$
     UPDATE nikita.scheduled_events SET scheduled_at = now() - interval '1 second'

@@ -1,5 +1,5 @@
 -- run_job and the jobs' house rules, as far as a transaction block allows: run_job COMMITs, so
--- its completed / failed / skipped paths are tested by tests/shim/test_jobs_run_job.py.
+-- its completed / failed / skipped paths are tested by tests/shim/db/test_jobs_run_job.py.
 BEGIN;
 SELECT plan(22);
 

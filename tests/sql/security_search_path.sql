@@ -1,7 +1,7 @@
 -- Every function and procedure of schema nikita pins search_path (issue 9, item 1): whatever
 -- resolves through the caller's path may run an object planted in `public` or in a schema named
 -- after the caller, with the caller's rights. The behavioural proof is
--- tests/shim/test_security_planted.py; this is the catalog rule that keeps new code in line.
+-- tests/shim/db/test_security_planted.py; this is the catalog rule that keeps new code in line.
 BEGIN;
 SELECT plan(5);
 

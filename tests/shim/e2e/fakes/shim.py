@@ -25,7 +25,7 @@ from nikita_shim.service import Shim
 
 from . import elevenlabs, telegram
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 SHIM_BIN = Path(sys.executable).parent / "nikita-shim"
 
 

@@ -1,7 +1,7 @@
 -- nikita.claim_events: due rows only, oldest first, lease and token, attempts, per-user
 -- exclusivity (in one batch and against events in flight), ops_alert unlimited, lateness, bad
 -- input, the voice cap. Concurrency (SKIP LOCKED, the per-user lock, the re-check) is proven
--- with real connections in tests/shim/test_queue_concurrency.py.
+-- with real connections in tests/shim/db/test_queue_concurrency.py.
 BEGIN;
 SELECT plan(64);
 
@@ -9,9 +9,7 @@ INSERT INTO nikita.users (id, telegram_id, phone)
 SELECT ('00000000-0000-0000-0000-0000000000d' || i)::uuid, 3000 + i, '+4930123456' || i
 FROM generate_series(1, 6) AS i;
 
-CREATE TEMP TABLE ev (name text PRIMARY KEY, id uuid);
-CREATE FUNCTION pg_temp.ev(p_name text) RETURNS uuid LANGUAGE sql AS
-$$ SELECT id FROM ev WHERE name = p_name $$;
+\ir _shared/events.psql
 CREATE PROCEDURE pg_temp.sched(p_name text, p_user int, p_ago interval, p_platform text DEFAULT 'telegram')
 LANGUAGE sql AS $$
     INSERT INTO ev SELECT p_name, nikita.schedule_event(
@@ -225,8 +223,6 @@ CREATE FUNCTION pg_temp.claim_a() RETURNS text[] LANGUAGE sql AS $$
     FROM nikita.claim_events('wo', 50) AS c JOIN ev USING (id)
     WHERE c.user_id::text LIKE '00000000-0000-0000-0000-0000000000a%'
 $$;
-CREATE FUNCTION pg_temp.tok(p_name text) RETURNS uuid LANGUAGE sql AS
-$$ SELECT lock_token FROM nikita.scheduled_events WHERE id = pg_temp.ev(p_name) $$;
 -- "The backoff or defer time has passed": the event's due time moves to now - 1 s.
 CREATE PROCEDURE pg_temp.elapse(p_name text) LANGUAGE sql AS $$
     UPDATE nikita.scheduled_events SET scheduled_at = now() - interval '1 second'

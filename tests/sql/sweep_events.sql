@@ -8,9 +8,7 @@ INSERT INTO nikita.users (id, telegram_id, phone)
 SELECT ('00000000-0000-0000-0000-0000000000f' || i)::uuid, 5000 + i, '+3361234567' || i
 FROM generate_series(1, 9) AS i;
 
-CREATE TEMP TABLE ev (name text PRIMARY KEY, id uuid);
-CREATE FUNCTION pg_temp.ev(p_name text) RETURNS uuid LANGUAGE sql AS
-$$ SELECT id FROM ev WHERE name = p_name $$;
+\ir _shared/events.psql
 CREATE PROCEDURE pg_temp.make(p_name text, p_user int, p_platform text, p_status text,
     p_scheduled interval, p_lease interval DEFAULT NULL, p_attempts int DEFAULT 0)
 LANGUAGE sql AS $$
@@ -153,8 +151,6 @@ CREATE FUNCTION pg_temp.claim_names() RETURNS text[] LANGUAGE sql AS $$
     SELECT coalesce(array_agg(ev.name ORDER BY ev.name), '{}')
     FROM nikita.claim_events('wo', 50) AS c JOIN ev USING (id)
 $$;
-CREATE FUNCTION pg_temp.tok(p_name text) RETURNS uuid LANGUAGE sql AS
-$$ SELECT lock_token FROM nikita.scheduled_events WHERE id = pg_temp.ev(p_name) $$;
 CALL pg_temp.make('o_first', 1, 'telegram', 'pending', '-10 minutes');
 CALL pg_temp.make('o_second', 1, 'telegram', 'pending', '-5 minutes');
 SELECT is(pg_temp.claim_names(), ARRAY['o_first'], 'order: the first event is claimed');

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Comment-only edits of applied migrations (scripts/migrate.sh, sql/CHECKSUMS.previous).
+
+An applied migration is checksummed: migrate refuses a file that changed. A change to its
+comments alone is allowed once its earlier checksum is listed in sql/CHECKSUMS.previous.
+
+    scripts/migration_comments.py check OLD NEW     exit 0 when OLD and NEW differ in comments only
+    scripts/migration_comments.py accept FILE [REV] list FILE's version at REV (default HEAD) in
+                                                   sql/CHECKSUMS.previous, after the check
+
+Comments are `--` to the end of the line and `/* */` (nested), outside string literals,
+quoted identifiers and dollar quotes; whitespace at line ends and blank lines are ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PREVIOUS = ROOT / "sql" / "CHECKSUMS.previous"
+_DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
+
+
+def strip_comments(text: str) -> str:
+    """The SQL of `text` without its comments, one statement line per non-blank line."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif text.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if text.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif text.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        elif c in "'\"":
+            end = i + 1
+            while end < n:
+                if text[end] == c:
+                    if text.startswith(c * 2, end):  # a doubled quote inside the literal
+                        end += 2
+                        continue
+                    break
+                end += 1
+            out.append(text[i : end + 1])
+            i = end + 1
+        elif c == "$" and (m := _DOLLAR.match(text, i)) and not _in_word(text, i):
+            end = text.find(m.group(0), m.end())
+            end = n if end < 0 else end + len(m.group(0))
+            out.append(text[i:end])
+            i = end
+        else:
+            out.append(c)
+            i += 1
+    lines = (line.rstrip() for line in "".join(out).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _in_word(text: str, i: int) -> bool:
+    # $1 parameters and identifiers containing $ are not dollar quotes.
+    return i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_")
+
+
+def comment_only(old: str, new: str) -> bool:
+    return strip_comments(old) == strip_comments(new)
+
+
+def accept(path: Path, rev: str) -> int:
+    rel = path.resolve().relative_to(ROOT).as_posix()
+    old = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:{rel}"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    new = path.read_bytes()
+    if old == new:
+        print(f"{rel}: unchanged since {rev}; nothing to list", file=sys.stderr)
+        return 1
+    if not comment_only(old.decode(), new.decode()):
+        print(
+            f"{rel}: not a comment-only edit of {rev}; add a new migration instead",
+            file=sys.stderr,
+        )
+        return 1
+    line = f"{path.stem} {hashlib.sha256(old).hexdigest()}"
+    listed = PREVIOUS.read_text().splitlines() if PREVIOUS.exists() else []
+    if line not in listed:
+        with PREVIOUS.open("a") as f:
+            f.write(line + "\n")
+    print(f"{rel}: comment-only edit of {rev}; listed as `{line}` in sql/CHECKSUMS.previous")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[0] == "check":
+        same = comment_only(Path(argv[1]).read_text(), Path(argv[2]).read_text())
+        print("comment-only" if same else "the SQL differs")
+        return 0 if same else 1
+    if len(argv) in (2, 3) and argv[0] == "accept":
+        return accept(Path(argv[1]), argv[2] if len(argv) == 3 else "HEAD")
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,228 @@
+"""The psql-only migration runner: idempotent, and loud about an edited applied migration."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import psycopg
+import pytest
+
+from nikita_testdb import ROOT, run_migrate
+
+# Everything migrate can create or change, as one comparable snapshot.
+CATALOG_FINGERPRINT = """
+SELECT md5(string_agg(item, ',' ORDER BY item)) FROM (
+    SELECT 'rel:' || c.oid::regclass::text || ':' || c.relkind::text FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'nikita'
+    UNION ALL
+    SELECT 'fn:' || p.oid::regprocedure::text || ':' || md5(p.prosrc) FROM pg_proc p
+        JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'nikita'
+    UNION ALL
+    SELECT 'con:' || conname || ':' || pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE connamespace = 'nikita'::regnamespace
+    UNION ALL
+    SELECT 'row:' || version || ':' || checksum || ':' || applied_at
+        FROM nikita.schema_migrations
+    UNION ALL
+    SELECT 'setting:' || key || ':' || coalesce(value::text, 'null') FROM nikita.settings
+) AS items(item)
+"""
+
+
+def fingerprint(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(CATALOG_FINGERPRINT).fetchone()
+        assert row is not None
+        return str(row[0])
+
+
+def test_migrate_twice_is_a_no_op(empty_database: Callable[[], str]) -> None:
+    url = empty_database()
+    first = run_migrate(url)
+    assert first.returncode == 0, first.stderr
+    assert "applying 0001_schema" in first.stderr
+    before = fingerprint(url)
+
+    second = run_migrate(url)
+    assert second.returncode == 0, second.stderr
+    assert "applying" not in second.stderr
+    assert "0 migration(s) applied" in second.stderr
+    assert fingerprint(url) == before
+
+
+def test_every_migration_is_recorded_with_its_checksum(empty_database: Callable[[], str]) -> None:
+    url = empty_database()
+    assert run_migrate(url).returncode == 0
+    files = sorted((ROOT / "sql").glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT version, checksum FROM nikita.schema_migrations ORDER BY version"
+        ).fetchall()
+    import hashlib
+
+    assert rows == [(f.stem, hashlib.sha256(f.read_bytes()).hexdigest()) for f in files]
+
+
+def copy_project(dest: Path) -> Path:
+    for part in ("scripts", "sql", "functions", "cron"):
+        if (ROOT / part).exists():
+            shutil.copytree(ROOT / part, dest / part)
+    return dest
+
+
+def test_an_edited_applied_migration_is_refused(
+    empty_database: Callable[[], str], tmp_path: Path
+) -> None:
+    url = empty_database()
+    project = copy_project(tmp_path / "project")
+    assert run_migrate(url, project).returncode == 0
+    before = fingerprint(url)
+
+    first = sorted((project / "sql").glob("0001_*.sql"))[0]
+    first.write_text(first.read_text() + "\n-- an innocent-looking edit\n")
+    result = run_migrate(url, project)
+
+    assert result.returncode == 3
+    assert "0001_schema was already applied with checksum" in result.stderr
+    assert fingerprint(url) == before
+
+
+def test_a_failing_migration_leaves_nothing_behind(
+    empty_database: Callable[[], str], tmp_path: Path
+) -> None:
+    url = empty_database()
+    project = copy_project(tmp_path / "project")
+    (project / "sql" / "9999_broken.sql").write_text(
+        "CREATE TABLE nikita.half_done (id int);\nSELECT 1/0;\n"
+    )
+    result = run_migrate(url, project)
+    assert result.returncode != 0
+    assert "division by zero" in result.stderr
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT to_regclass('nikita.half_done')").fetchone() == (None,)
+        recorded = conn.execute(
+            "SELECT count(*) FROM nikita.schema_migrations WHERE version = '9999_broken'"
+        ).fetchone()
+        assert recorded == (0,)
+
+
+# Comment-only edits of applied migrations (sql/CHECKSUMS.previous, scripts/migration_comments.py).
+
+
+def _migration_comments() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "migration_comments", ROOT / "scripts" / "migration_comments.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _recorded(url: str, version: str) -> str:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT checksum FROM nikita.schema_migrations WHERE version = %s", (version,)
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_a_listed_comment_only_edit_is_accepted(
+    empty_database: Callable[[], str], tmp_path: Path
+) -> None:
+    url = empty_database()
+    project = copy_project(tmp_path / "project")
+    target = sorted((project / "sql").glob("0005_*.sql"))[0]
+    current = target.read_bytes()
+    # The install ran an earlier text of 0005 whose comments said something else.
+    older = b"-- An older comment, since reworded.\n" + current
+    target.write_bytes(older)
+    assert run_migrate(url, project).returncode == 0
+    assert _recorded(url, target.stem) == hashlib.sha256(older).hexdigest()
+
+    target.write_bytes(current)
+    with (project / "sql" / "CHECKSUMS.previous").open("a") as f:
+        f.write(f"{target.stem} {hashlib.sha256(older).hexdigest()}\n")
+    result = run_migrate(url, project)
+
+    assert result.returncode == 0, result.stderr
+    assert f"{target.stem}: checksum {hashlib.sha256(older).hexdigest()} is a listed" in (
+        result.stderr
+    )
+    assert _recorded(url, target.stem) == hashlib.sha256(current).hexdigest()
+    again = run_migrate(url, project)
+    assert again.returncode == 0, again.stderr
+    assert "listed" not in again.stderr and "0 migration(s) applied" in again.stderr
+
+
+def test_a_real_edit_still_fails_when_another_text_is_listed(
+    empty_database: Callable[[], str], tmp_path: Path
+) -> None:
+    url = empty_database()
+    project = copy_project(tmp_path / "project")
+    assert run_migrate(url, project).returncode == 0
+    before = fingerprint(url)
+
+    target = sorted((project / "sql").glob("0005_*.sql"))[0]
+    other = sorted((project / "sql").glob("0004_*.sql"))[0]
+    recorded = _recorded(url, target.stem)
+    # The recorded checksum listed for another version does not excuse this one.
+    with (project / "sql" / "CHECKSUMS.previous").open("a") as f:
+        f.write(f"{other.stem} {recorded}\n")
+    target.write_text(target.read_text() + "\nALTER TABLE nikita.users SET (fillfactor = 60);\n")
+    result = run_migrate(url, project)
+
+    assert result.returncode == 3
+    assert f"{target.stem} was already applied with checksum" in result.stderr
+    assert fingerprint(url) == before
+
+
+def test_the_comment_check_refuses_real_edits(tmp_path: Path) -> None:
+    check = _migration_comments().comment_only
+    base = "-- a comment\nCREATE TABLE t (a int); /* block */\nSELECT '-- not a comment';\n"
+    assert check(base, "-- reworded\n\nCREATE TABLE t (a int);\nSELECT '-- not a comment';\n")
+    assert not check(base, base.replace("a int", "a bigint"))
+    assert not check(base, base.replace("'-- not a comment'", "'-- other'"))
+    # A comment inside a function body is part of the stored function: not comment-only.
+    body = "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 -- one\n$$;\n"
+    assert not check(body, body.replace("-- one", "-- uno"))
+
+
+def test_every_listed_checksum_is_a_comment_only_predecessor() -> None:
+    """Each line of sql/CHECKSUMS.previous names an earlier text of its migration, in git
+    history, that differs from the current file in comments only."""
+    listed = [
+        line.split()
+        for line in (ROOT / "sql" / "CHECKSUMS.previous").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    if not listed:
+        return
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("no git history to find the earlier texts in")
+    comment_only = _migration_comments().comment_only
+    for version, checksum in listed:
+        path = f"sql/{version}.sql"
+        current = (ROOT / path).read_text()
+        revs = subprocess.run(
+            ["git", "-C", str(ROOT), "log", "--format=%H", "--", path],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        texts = (
+            subprocess.run(
+                ["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True, check=False
+            ).stdout
+            for rev in revs
+        )
+        found = next((t for t in texts if hashlib.sha256(t).hexdigest() == checksum), None)
+        assert found is not None, f"{version} {checksum}: no such text in the history of {path}"
+        assert comment_only(found.decode(), current), f"{version} {checksum}: not comment-only"
