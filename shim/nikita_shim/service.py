@@ -16,10 +16,12 @@ import time
 from collections.abc import Mapping
 
 from .config import Config
+from .connector import CHANNEL_CONVERSATIONS, CHANNEL_EVENTS, Connector, DbLost, SchemaMissing
+from .conversation_store import ConversationStore
 from .conversations import ConversationLoop, Processor
-from .db import CHANNEL_CONVERSATIONS, CHANNEL_EVENTS, Database, DbLost, SchemaMissing
 from .loop import DeliveryLoop
 from .metrics import Metrics
+from .queue import EventQueue
 from .ratelimit import RateLimiter
 from .redact import safe_conninfo
 from .systemd import SystemdNotifier
@@ -98,7 +100,7 @@ class Shim:
         self.ready = asyncio.Event()
         self.transports = dict(transports) if transports is not None else build_transports(cfg)
         channels = [CHANNEL_EVENTS] + ([CHANNEL_CONVERSATIONS] if processor else [])
-        self.db = Database(
+        self.db = Connector(
             cfg.database_url,
             metrics=self.metrics,
             channels=channels,
@@ -109,9 +111,12 @@ class Shim:
             max_backoff=cfg.reconnect_max_backoff,
             application_name=f"nikita-shim {cfg.worker_id}"[:63],
         )
-        self.delivery = DeliveryLoop(cfg, self.db, self.transports, self.metrics, self.stopping)
+        self.queue = EventQueue(self.db)
+        self.delivery = DeliveryLoop(cfg, self.queue, self.transports, self.metrics, self.stopping)
         self.conversations = (
-            ConversationLoop(cfg, self.db, processor, self.metrics, self.stopping)
+            ConversationLoop(
+                cfg, ConversationStore(self.db), processor, self.metrics, self.stopping
+            )
             if processor
             else None
         )
@@ -132,7 +137,8 @@ class Shim:
         elif channel == CHANNEL_CONVERSATIONS and self.conversations is not None:
             self.conversations.wake()
 
-    def _on_connect(self) -> None:
+    async def _on_connect(self) -> None:
+        await self.queue.sweep()  # NOTIFYs sent while disconnected are lost
         self.delivery.wake()
         if self.conversations is not None:
             self.conversations.wake()
@@ -148,7 +154,7 @@ class Shim:
     async def _sweeper(self) -> None:
         while await self._sleep(self.cfg.sweep_interval):
             if self.db.connected.is_set():
-                await self.db.sweep()
+                await self.queue.sweep()
                 if self.cfg.test_fault == "sweeper":
                     raise RuntimeError(
                         "injected fault in the sweeper (NIKITA_SHIM_TEST_FAULT=sweeper)"
@@ -208,19 +214,14 @@ class Shim:
         self.notifier.status(f"crashed: task {name} failed; exiting with {EXIT_CRASH}")
 
     async def _refresh_metrics(self) -> None:
-        from psycopg.rows import dict_row
-
         while True:
             if self.db.connected.is_set():
                 try:
-                    async with self.db.connection() as conn:
-                        cur = conn.cursor(row_factory=dict_row)
-                        await cur.execute("SELECT * FROM nikita.queue_health")
-                        for row in await cur.fetchall():
-                            p = row["platform"]
-                            self.metrics.queue_pending.labels(p).set(row.get("pending") or 0)
-                            self.metrics.queue_due.labels(p).set(row.get("due_now") or 0)
-                            self.metrics.queue_lag.labels(p).set(row.get("oldest_due_lag_s") or 0)
+                    for row in await self.queue.queue_health():
+                        p = row["platform"]
+                        self.metrics.queue_pending.labels(p).set(row.get("pending") or 0)
+                        self.metrics.queue_due.labels(p).set(row.get("due_now") or 0)
+                        self.metrics.queue_lag.labels(p).set(row.get("oldest_due_lag_s") or 0)
                 except DbLost:
                     pass
                 except Exception as exc:
