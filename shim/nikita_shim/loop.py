@@ -17,6 +17,10 @@ An event counts as in flight from its claim until its outcome is written.
 No exception from one event stops the loop: an event that cannot be decoded or whose delivery
 raises is failed permanently with the reason. An exception that escapes a task itself is a
 bug: the task ends, and the service (service.Shim) logs it and exits non-zero.
+
+Over 300 lines on purpose: pump, workers and drain share one in-flight state (claimed events,
+voice slots, called set, disabled platforms) whose invariants are easier to check in one
+class; writing outcomes back (settle.py) and the SQL (queue.py) are apart.
 """
 
 from __future__ import annotations

@@ -1,18 +1,20 @@
 """A Telegram event's content, decoded by exactly the rules SQL guarantees.
 
-`nikita.schedule_event` (functions/schedule_event.sql, docs/queue.md "Content") is the one
-source of truth; this module accepts what it stores and nothing more, so that a row written
-around it (or by an older release) fails permanently with its reason instead of being sent
-differently from what the game asked for:
+`nikita.schedule_event` and `schedule_reply` (docs/queue.md, "The Telegram content
+contract") are the one source of truth; this module accepts what they store and nothing more,
+so that a row written around them (or by an older release) fails permanently with its reason
+instead of being sent differently from what the game asked for:
 
-    chat_id               JSON integer, non-zero, within bigint (123.0 is the integer 123)
+    chat_id               JSON integer, non-zero, within ±(2^63 - 1) (123.0 is the integer 123;
+                          written with a decimal point it must stay below 2^53, as Telegram's
+                          chat ids do: they have at most 52 significant bits)
     text                  string of 1..32,768 characters, not blank (nikita_shim.blank)
     parse_mode            "HTML" or "MarkdownV2", exactly
     reply_markup          JSON object (its inner rules are SQL's; passed through as is)
     disable_notification  boolean
     any other key         refused
 
-An optional key holding JSON null counts as absent (schedule_event drops such keys).
+A key holding JSON null is refused too: schedule_event drops such keys before storing.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ def decode_message(content: Mapping[str, Any]) -> TelegramMessage:
     unknown = sorted(k for k in content if k not in KEYS)
     if unknown:
         raise ContentError("unknown key(s): " + ", ".join(unknown))
+    nulls = sorted(k for k, v in content.items() if v is None)
+    if nulls:
+        raise ContentError("null value(s): " + ", ".join(nulls))
     chat_id = _chat_id(content.get("chat_id"))
     text = content.get("text")
     if not isinstance(text, str) or is_blank(text):
