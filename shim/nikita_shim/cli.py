@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
 def _health(args: argparse.Namespace) -> int:
     import psycopg
 
-    from .db import fetch_health
+    from .health import fetch_health
     from .redact import Redactor
 
     try:

@@ -20,7 +20,8 @@ from typing import Any
 import psycopg
 
 from .config import Config
-from .db import Conversation, Database, DbLost
+from .connector import DbLost
+from .conversation_store import Conversation, ConversationStore
 from .metrics import Metrics
 
 log = logging.getLogger("nikita_shim.conversations")
@@ -73,13 +74,13 @@ class ConversationLoop:
     def __init__(
         self,
         cfg: Config,
-        db: Database,
+        store: ConversationStore,
         processor: Processor,
         metrics: Metrics,
         stopping: asyncio.Event,
     ) -> None:
         self._cfg = cfg
-        self._db = db
+        self._db = store
         self._processor = processor
         self._metrics = metrics
         self._stopping = stopping

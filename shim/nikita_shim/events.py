@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,17 +26,27 @@ class ClaimedEvent:
     bad: str | None = None  # why the row could not be decoded: failed without delivery
 
 
-def decode_row(row: Sequence[Any], claimed_at: float) -> ClaimedEvent:
-    """A claim_events row (content as JSON text) as a ClaimedEvent. Never raises for a bad
-    content: any error (RecursionError on deep nesting, a non-object, ...) is kept in `bad`
-    so that this one event is failed with its reason and the others go on."""
-    event_id, lock_token, user_id, platform, event_type, text, scheduled_at, attempts = row
-    content: dict[str, Any] = {}
+def decode_event(
+    *,
+    id: UUID,  # the column's name, shadowing the builtin here only
+    lock_token: UUID,
+    user_id: UUID,
+    platform: str,
+    event_type: str,
+    content: str | None,
+    scheduled_at: datetime,
+    attempts: int,
+    claimed_at: float,
+) -> ClaimedEvent:
+    """A claim_events row, by column name (content as JSON text), as a ClaimedEvent. Never
+    raises for a bad content: any error (RecursionError on deep nesting, a non-object, ...) is
+    kept in `bad` so that this one event is failed with its reason and the others go on."""
+    decoded_content: dict[str, Any] = {}
     bad: str | None = None
     try:
-        decoded = json.loads(text) if text is not None else None
+        decoded = json.loads(content) if content is not None else None
         if isinstance(decoded, dict):
-            content = decoded
+            decoded_content = decoded
         else:
             bad = f"content is not a JSON object but {type(decoded).__name__}"
     except RecursionError:
@@ -45,26 +54,29 @@ def decode_row(row: Sequence[Any], claimed_at: float) -> ClaimedEvent:
     except Exception as exc:  # ValueError, MemoryError-free surprises: fail this event only
         bad = f"{type(exc).__name__}: {exc}"[:300]
     return ClaimedEvent(
-        event_id,
-        lock_token,
-        user_id,
-        platform,
-        event_type,
-        content,
-        scheduled_at,
-        attempts,
+        id=id,
+        lock_token=lock_token,
+        user_id=user_id,
+        platform=platform,
+        event_type=event_type,
+        content=decoded_content,
+        scheduled_at=scheduled_at,
+        attempts=attempts,
         claimed_at=claimed_at,
         bad=bad,
     )
 
 
 class Kind(enum.Enum):
+    """What happened to one event. The value is the `outcome` of the delivery log line and of
+    the nikita_shim_deliveries_total metric; the comment says how the loop records it."""
+
     DELIVERED = "delivered"  # complete_event(provider_ref)
     RETRY = "retry"  # fail_event(retryable=true): backoff, or failed when attempts are exhausted
-    PERMANENT = "failed"  # fail_event(retryable=false)
+    FAILED = "failed"  # fail_event(retryable=false): failed for good
     UNKNOWN = "unknown"  # fail_event(retryable=false) 'outcome unknown: ...' (a call may exist)
-    DEFER = "deferred"  # defer_event(now + delay): no attempt consumed (rate limit)
-    RELEASE = "released"  # defer_event(now): shutting down before the transport was called
+    DEFERRED = "deferred"  # defer_event(now + delay): no attempt consumed (rate limit)
+    RELEASED = "released"  # defer_event(now): shutting down before the transport was called
     DISABLED = "disabled"  # platform misconfigured (e.g. 401): defer, stop using the platform
 
 
@@ -85,7 +97,7 @@ class Outcome:
 
     @staticmethod
     def permanent(error: str) -> Outcome:
-        return Outcome(Kind.PERMANENT, error=error)
+        return Outcome(Kind.FAILED, error=error)
 
     @staticmethod
     def unknown(error: str) -> Outcome:
@@ -93,11 +105,11 @@ class Outcome:
 
     @staticmethod
     def defer(delay: float, reason: str) -> Outcome:
-        return Outcome(Kind.DEFER, error=reason, delay=max(0.0, delay))
+        return Outcome(Kind.DEFERRED, error=reason, delay=max(0.0, delay))
 
     @staticmethod
     def release(reason: str = "released at shutdown") -> Outcome:
-        return Outcome(Kind.RELEASE, error=reason)
+        return Outcome(Kind.RELEASED, error=reason)
 
     @staticmethod
     def disabled(error: str) -> Outcome:

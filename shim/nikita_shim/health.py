@@ -7,6 +7,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from . import queries
+
 EXIT_OK = 0
 EXIT_UNHEALTHY = 1
 EXIT_CONFIG = 2
@@ -80,3 +85,15 @@ def render_status(queue: Sequence[dict[str, Any]], jobs: Sequence[dict[str, Any]
 
 def render_json(queue: Sequence[dict[str, Any]], jobs: Sequence[dict[str, Any]]) -> str:
     return json.dumps({"queue": list(queue), "jobs": list(jobs)}, default=str, indent=2)
+
+
+async def fetch_health(
+    url: str, connect_timeout: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows of nikita.queue_health and nikita.job_health, by column name."""
+    async with await AsyncConnection.connect(
+        url, autocommit=True, connect_timeout=max(1, round(connect_timeout)), row_factory=dict_row
+    ) as conn:
+        queue = await (await conn.execute(queries.QUEUE_HEALTH)).fetchall()
+        jobs = await (await conn.execute(queries.JOB_HEALTH)).fetchall()
+    return list(queue), list(jobs)

@@ -17,6 +17,10 @@ An event counts as in flight from its claim until its outcome is written.
 No exception from one event stops the loop: an event that cannot be decoded or whose delivery
 raises is failed permanently with the reason. An exception that escapes a task itself is a
 bug: the task ends, and the service (service.Shim) logs it and exits non-zero.
+
+Over 300 lines on purpose: pump, workers and drain share one in-flight state (claimed events,
+voice slots, called set, disabled platforms) whose invariants are easier to check in one
+class; writing outcomes back (settle.py) and the SQL (queue.py) are apart.
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ from uuid import UUID
 import psycopg
 
 from .config import Config
-from .db import Database, DbLost, Deferral, Failure
+from .connector import DbLost
 from .events import ClaimedEvent, Kind, Outcome
 from .metrics import Metrics
+from .queue import EventQueue
 from .redact import Redactor
+from .settle import Result, Settler
 from .transports import DeliveryContext, Transport
 
 log = logging.getLogger("nikita_shim.delivery")
@@ -61,13 +67,13 @@ class DeliveryLoop:
     def __init__(
         self,
         cfg: Config,
-        db: Database,
+        queue: EventQueue,
         transports: Mapping[str, Transport],
         metrics: Metrics,
         stopping: asyncio.Event,
     ) -> None:
         self._cfg = cfg
-        self._db = db
+        self._db = queue
         self._transports = dict(transports)
         self._metrics = metrics
         self._stopping = stopping
@@ -80,8 +86,9 @@ class DeliveryLoop:
         self._voice_busy: set[UUID] = set()
         self._in_flight: dict[UUID, ClaimedEvent] = {}
         self._called: set[UUID] = set()
-        self._results: list[tuple[ClaimedEvent, Outcome]] = []
-        self._results_ready = asyncio.Event()
+        self._settler = Settler(
+            queue, metrics, stopping, disabled_defer=cfg.disabled_defer, on_settled=self._settled
+        )
         self._signal = asyncio.Event()
         self._due_now = True
         self._hint: float | None = None
@@ -159,7 +166,7 @@ class DeliveryLoop:
                     extra={"fields": {"interrupted": len(pending)}},
                 )
         # whatever is claimed and has no outcome yet was interrupted or never started
-        recorded = {ev.id for ev, _ in self._results}
+        recorded = {ev.id for ev, _ in self._settler.results}
         for ev in list(self._in_flight.values()):
             if ev.id in recorded:
                 continue
@@ -169,19 +176,19 @@ class DeliveryLoop:
                 outcome = Outcome.release("interrupted by shutdown")
             self._record(ev, outcome, -1.0, 0.0)
         deadline = time.monotonic() + 10
-        while self._results and time.monotonic() < deadline:
+        while self._settler.results and time.monotonic() < deadline:
             if not self._db.connected.is_set():
                 try:
                     await asyncio.wait_for(self._db.connected.wait(), deadline - time.monotonic())
                 except TimeoutError:
                     break
-            if not await self._settle_once():
+            if not await self._settler.settle_once():
                 await asyncio.sleep(0.1)
-        if self._results:
+        if self._settler.results:
             log.error(
                 "could not record outcomes at shutdown (database unreachable); "
                 "their leases will expire and the sweep recovers them",
-                extra={"fields": {"unrecorded": len(self._results)}},
+                extra={"fields": {"unrecorded": len(self._settler.results)}},
             )
 
     # ---- claimer --------------------------------------------------------------------------
@@ -207,13 +214,13 @@ class DeliveryLoop:
             if not self._db.connected.is_set():
                 await self._wait_for(self._db.connected)
                 continue
-            if self._results:
-                await self._settle_once()
+            if self._settler.results:
+                await self._settler.settle_once()
                 continue
             room = self._max_in_flight - len(self._in_flight)
             if room <= 0:
-                self._results_ready.clear()
-                await self._wait_for(self._results_ready)
+                self._settler.ready.clear()
+                await self._wait_for(self._settler.ready)
                 continue
             limit = min(self._batch, room)
             self._due_now = False
@@ -251,7 +258,7 @@ class DeliveryLoop:
                     raise RuntimeError("injected fault in the pump (NIKITA_SHIM_TEST_FAULT=pump)")
                 if len(events) == limit:
                     continue  # there may be more due right now
-            if self._due_now or self._results:
+            if self._due_now or self._settler.results:
                 continue
             try:
                 due_in = await self._db.seconds_until_next_due()
@@ -274,13 +281,13 @@ class DeliveryLoop:
             await self._idle_wait(deadline)
 
     async def _idle_wait(self, deadline: float) -> None:
-        while not self._stopping.is_set() and not self._due_now and not self._results:
+        while not self._stopping.is_set() and not self._due_now and not self._settler.results:
             target = deadline if self._hint is None else min(deadline, self._hint)
             remaining = target - time.time()
             if remaining <= 0:
                 break
             self._signal.clear()
-            if self._due_now or self._stopping.is_set() or self._results:
+            if self._due_now or self._stopping.is_set() or self._settler.results:
                 break
             try:
                 await asyncio.wait_for(self._signal.wait(), remaining)
@@ -389,15 +396,14 @@ class DeliveryLoop:
                             "outcome": outcome.kind.value,
                             "provider_ref": outcome.provider_ref,
                             "defer_s": (
-                                round(outcome.delay, 3) if outcome.kind is Kind.DEFER else None
+                                round(outcome.delay, 3) if outcome.kind is Kind.DEFERRED else None
                             ),
                             "error": outcome.error,
                         }
                     },
                 )
             )
-        self._results.append((ev, outcome))
-        self._results_ready.set()
+        self._settler.add(ev, outcome)
         self._signal.set()
 
     def _disable(self, platform: str, reason: str) -> None:
@@ -418,110 +424,7 @@ class DeliveryLoop:
                 },
             )
 
-    # ---- settler --------------------------------------------------------------------------
-
-    def _statements(
-        self, batch: list[tuple[ClaimedEvent, Outcome]]
-    ) -> tuple[list[tuple[UUID, UUID, str | None]], list[Failure], list[Deferral]]:
-        completed: list[tuple[UUID, UUID, str | None]] = []
-        failures: list[Failure] = []
-        deferrals: list[Deferral] = []
-        for ev, outcome in batch:
-            kind = outcome.kind
-            if kind is Kind.DELIVERED:
-                completed.append((ev.id, ev.lock_token, outcome.provider_ref))
-            elif kind is Kind.RETRY:
-                failures.append(Failure(ev.id, ev.lock_token, outcome.error or "error", True))
-            elif kind in (Kind.PERMANENT, Kind.UNKNOWN):
-                failures.append(Failure(ev.id, ev.lock_token, outcome.error or "error", False))
-            elif kind is Kind.DEFER:
-                deferrals.append(Deferral(ev.id, ev.lock_token, outcome.delay))
-            elif kind is Kind.RELEASE:
-                deferrals.append(Deferral(ev.id, ev.lock_token, 0.0))
-            else:  # DISABLED
-                deferrals.append(Deferral(ev.id, ev.lock_token, self._cfg.disabled_defer))
-        return completed, failures, deferrals
-
-    async def _settle_once(self) -> bool:
-        """Write every outcome recorded so far. False when the database was unavailable (the
-        outcomes are kept for the next try)."""
-        batch, self._results = self._results, []
-        if not batch:
-            return True
-        completed, failures, deferrals = self._statements(batch)
-        try:
-            done, statuses, deferred = await self._db.settle(completed, failures, deferrals)
-        except DbLost:
-            self._results = batch + self._results
-            return False
-        except psycopg.OperationalError as exc:  # a timeout, a deadlock: try again
-            log.error(
-                "recording outcomes failed; retrying",
-                extra={"fields": {"error": str(exc).strip().splitlines()[0][:300]}},
-            )
-            self._results = batch + self._results
-            await self._wait_for(asyncio.Event(), 1.0)
-            return False
-        except psycopg.Error as exc:
-            # The database refused a value of one outcome (a constraint, a bad string): write
-            # them one by one so that the others are recorded and the loop goes on.
-            log.error(
-                "recording outcomes failed; recording them one by one",
-                extra={"fields": {"error": (str(exc).strip() or repr(exc)).splitlines()[0][:300]}},
-            )
-            for item in batch:
-                if not await self._settle_alone(item):
-                    return False
-            self._due_now = True
-            return True
-        self._settled(batch, (len(completed) - done) + statuses.count(None) + deferred.count(False))
-        return True
-
-    async def _settle_alone(self, item: tuple[ClaimedEvent, Outcome]) -> bool:
-        ev, outcome = item
-        for attempt in (outcome, None):
-            if attempt is None:
-                # what the database refused is replaced by a plain permanent failure
-                attempt = Outcome.permanent(
-                    "the outcome could not be recorded (refused by the database)"
-                )
-            completed, failures, deferrals = self._statements([(ev, attempt)])
-            try:
-                done, statuses, deferred = await self._db.settle(completed, failures, deferrals)
-            except DbLost:
-                self._results.append(item)
-                return False
-            except psycopg.OperationalError:
-                self._results.append(item)
-                return False
-            except psycopg.Error as exc:
-                log.error(
-                    "outcome refused by the database",
-                    extra={
-                        "fields": {
-                            "event_id": str(ev.id),
-                            "outcome": attempt.kind.value,
-                            "error": (str(exc).strip() or repr(exc)).splitlines()[0][:300],
-                        }
-                    },
-                )
-                continue
-            self._settled(
-                [item], (len(completed) - done) + statuses.count(None) + deferred.count(False)
-            )
-            return True
-        # nothing could be written: the lease expires and the sweep recovers the event
-        self._settled([item], 0)
-        return True
-
-    def _settled(self, batch: list[tuple[ClaimedEvent, Outcome]], lost: int) -> None:
-        if lost:
-            self._metrics.leases_lost.inc(lost)
-            log.warning(
-                "lease lost before the outcome was recorded (another worker or the sweep "
-                "took the event back)",
-                extra={"fields": {"count": lost}},
-            )
+    def _settled(self, batch: list[Result]) -> None:
         for ev, _ in batch:
             self._in_flight.pop(ev.id, None)
         self._metrics.in_flight.set(len(self._in_flight))

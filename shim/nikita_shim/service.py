@@ -16,16 +16,16 @@ import time
 from collections.abc import Mapping
 
 from .config import Config
+from .connector import CHANNEL_CONVERSATIONS, CHANNEL_EVENTS, Connector, DbLost, SchemaMissing
+from .conversation_store import ConversationStore
 from .conversations import ConversationLoop, Processor
-from .db import CHANNEL_CONVERSATIONS, CHANNEL_EVENTS, Database, DbLost, SchemaMissing
 from .loop import DeliveryLoop
 from .metrics import Metrics
-from .ratelimit import RateLimiter
+from .queue import EventQueue
 from .redact import safe_conninfo
 from .systemd import SystemdNotifier
 from .transports import Transport
-from .transports.console import ConsoleTransport
-from .transports.noop import NoopTransport
+from .transports.build import build_transports
 
 log = logging.getLogger("nikita_shim")
 
@@ -39,44 +39,6 @@ def _safe_database(url: str) -> str:
         return safe_conninfo(url)
     except Exception:  # validated at start; never print the raw string
         return "(unparsable)"
-
-
-def build_transports(cfg: Config) -> dict[str, Transport]:
-    transports: dict[str, Transport] = {}
-    if cfg.telegram_transport == "telegram":
-        from .transports.telegram import TelegramTransport
-
-        assert cfg.telegram_bot_token
-        transports["telegram"] = TelegramTransport(
-            cfg.telegram_bot_token,
-            cfg.telegram_api_base,
-            limiter=RateLimiter(cfg.telegram_rate, cfg.telegram_chat_rate),
-            max_wait=cfg.rate_limit_max_wait,
-            timeout=cfg.telegram_timeout,
-            pool_size=cfg.concurrency,
-        )
-    elif cfg.telegram_transport == "console":
-        transports["telegram"] = ConsoleTransport("telegram")
-    elif cfg.telegram_transport == "noop":
-        transports["telegram"] = NoopTransport("telegram")
-    if cfg.voice_transport == "elevenlabs":
-        from .transports.voice import VoiceTransport
-
-        assert cfg.elevenlabs_api_key and cfg.elevenlabs_agent_id
-        assert cfg.elevenlabs_phone_number_id
-        transports["voice"] = VoiceTransport(
-            cfg.elevenlabs_api_key,
-            cfg.elevenlabs_agent_id,
-            cfg.elevenlabs_phone_number_id,
-            cfg.elevenlabs_api_base,
-            timeout=cfg.voice_timeout,
-            pool_size=cfg.voice_concurrency,
-        )
-    elif cfg.voice_transport == "console":
-        transports["voice"] = ConsoleTransport("voice")
-    elif cfg.voice_transport == "noop":
-        transports["voice"] = NoopTransport("voice")
-    return transports
 
 
 class Shim:
@@ -98,7 +60,7 @@ class Shim:
         self.ready = asyncio.Event()
         self.transports = dict(transports) if transports is not None else build_transports(cfg)
         channels = [CHANNEL_EVENTS] + ([CHANNEL_CONVERSATIONS] if processor else [])
-        self.db = Database(
+        self.db = Connector(
             cfg.database_url,
             metrics=self.metrics,
             channels=channels,
@@ -109,9 +71,12 @@ class Shim:
             max_backoff=cfg.reconnect_max_backoff,
             application_name=f"nikita-shim {cfg.worker_id}"[:63],
         )
-        self.delivery = DeliveryLoop(cfg, self.db, self.transports, self.metrics, self.stopping)
+        self.queue = EventQueue(self.db)
+        self.delivery = DeliveryLoop(cfg, self.queue, self.transports, self.metrics, self.stopping)
         self.conversations = (
-            ConversationLoop(cfg, self.db, processor, self.metrics, self.stopping)
+            ConversationLoop(
+                cfg, ConversationStore(self.db), processor, self.metrics, self.stopping
+            )
             if processor
             else None
         )
@@ -132,7 +97,8 @@ class Shim:
         elif channel == CHANNEL_CONVERSATIONS and self.conversations is not None:
             self.conversations.wake()
 
-    def _on_connect(self) -> None:
+    async def _on_connect(self) -> None:
+        await self.queue.sweep()  # NOTIFYs sent while disconnected are lost
         self.delivery.wake()
         if self.conversations is not None:
             self.conversations.wake()
@@ -148,7 +114,7 @@ class Shim:
     async def _sweeper(self) -> None:
         while await self._sleep(self.cfg.sweep_interval):
             if self.db.connected.is_set():
-                await self.db.sweep()
+                await self.queue.sweep()
                 if self.cfg.test_fault == "sweeper":
                     raise RuntimeError(
                         "injected fault in the sweeper (NIKITA_SHIM_TEST_FAULT=sweeper)"
@@ -208,19 +174,14 @@ class Shim:
         self.notifier.status(f"crashed: task {name} failed; exiting with {EXIT_CRASH}")
 
     async def _refresh_metrics(self) -> None:
-        from psycopg.rows import dict_row
-
         while True:
             if self.db.connected.is_set():
                 try:
-                    async with self.db.connection() as conn:
-                        cur = conn.cursor(row_factory=dict_row)
-                        await cur.execute("SELECT * FROM nikita.queue_health")
-                        for row in await cur.fetchall():
-                            p = row["platform"]
-                            self.metrics.queue_pending.labels(p).set(row.get("pending") or 0)
-                            self.metrics.queue_due.labels(p).set(row.get("due_now") or 0)
-                            self.metrics.queue_lag.labels(p).set(row.get("oldest_due_lag_s") or 0)
+                    for row in await self.queue.queue_health():
+                        p = row["platform"]
+                        self.metrics.queue_pending.labels(p).set(row.get("pending") or 0)
+                        self.metrics.queue_due.labels(p).set(row.get("due_now") or 0)
+                        self.metrics.queue_lag.labels(p).set(row.get("oldest_due_lag_s") or 0)
                 except DbLost:
                     pass
                 except Exception as exc:

@@ -20,16 +20,15 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from ..blank import is_blank
-from ..events import ClaimedEvent, Outcome
+from ..events import ClaimedEvent, Kind, Outcome
 from ..ratelimit import RateLimiter
 from ..redact import Redactor
 from ..textsplit import TELEGRAM_LIMIT, split_text
 from . import DeliveryContext
+from .telegram_content import ContentError, decode_message
 
 log = logging.getLogger("nikita_shim.telegram")
 
-PARSE_MODES = {"html": "HTML", "markdownv2": "MarkdownV2", "markdown": "Markdown"}
 # Retries of a later piece of a split message, inside one delivery: resending the whole
 # message on a transient fault would duplicate the pieces already delivered.
 PIECE_RETRIES = 2
@@ -112,25 +111,16 @@ class TelegramTransport:
     async def deliver(self, event: ClaimedEvent, ctx: DeliveryContext) -> Outcome:
         if self._disabled:
             return Outcome.disabled(self._disabled)
-        content = event.content
-        chat_id = content.get("chat_id")
-        text = content.get("text")
-        if isinstance(chat_id, str) and chat_id.lstrip("-").isdigit():
-            chat_id = int(chat_id)
-        if not isinstance(chat_id, int) or isinstance(chat_id, bool):
-            return Outcome.permanent(f"bad content: chat_id {chat_id!r} is not an integer")
-        if not isinstance(text, str) or is_blank(text):
-            return Outcome.permanent("bad content: text is missing or empty")
+        try:
+            message = decode_message(event.content)
+        except ContentError as exc:
+            return Outcome.permanent(f"bad content: {exc}")
+        chat_id, text, reply_markup = message.chat_id, message.text, message.reply_markup
         kwargs: dict[str, Any] = {}
-        parse_mode = content.get("parse_mode")
-        if parse_mode is not None:
-            mode = PARSE_MODES.get(str(parse_mode).lower())
-            if mode is None:
-                return Outcome.permanent(f"bad content: unknown parse_mode {parse_mode!r}")
-            kwargs["parse_mode"] = mode
-        if content.get("disable_notification") is not None:
-            kwargs["disable_notification"] = bool(content["disable_notification"])
-        reply_markup = content.get("reply_markup")
+        if message.parse_mode is not None:
+            kwargs["parse_mode"] = message.parse_mode
+        if message.disable_notification is not None:
+            kwargs["disable_notification"] = message.disable_notification
 
         pieces = split_text(text, TELEGRAM_LIMIT)
         refs: list[str] = []
@@ -160,7 +150,11 @@ class TelegramTransport:
                     chat_id = result.new_chat_id
                     continue
                 outcome = self._outcome(result, chat_id)
-                if first or outcome.kind.name not in ("RETRY", "DEFER") or tries > PIECE_RETRIES:
+                if (
+                    first
+                    or outcome.kind not in (Kind.RETRY, Kind.DEFERRED)
+                    or tries > PIECE_RETRIES
+                ):
                     if refs:
                         outcome = Outcome(
                             outcome.kind,
@@ -170,7 +164,7 @@ class TelegramTransport:
                         )
                     return outcome
                 # a later piece hit a transient fault: wait and resend that piece only
-                pause = outcome.delay if outcome.kind.name == "DEFER" else float(tries)
+                pause = outcome.delay if outcome.kind is Kind.DEFERRED else float(tries)
                 await ctx.sleep(min(pause, self._max_wait))
         return Outcome.delivered(",".join(refs))
 

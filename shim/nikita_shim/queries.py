@@ -1,0 +1,69 @@
+"""Every SQL statement the shim sends, by name: the shim's whole contract with the database.
+
+Only the public API of docs/queue.md is called (functions granted to nikita_worker, the health
+views). Columns are named (`AS`) where a row is read by name (psycopg row factories in
+queue.py, conversation_store.py and health.py); a statement returning one value is read as a
+scalar. Placeholders are psycopg's `%s`, bound positionally in the order written here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ---- connection ------------------------------------------------------------------------------
+
+# The functions the shim cannot run without (exit 3 when one is missing: not migrated).
+REQUIRED_FUNCTIONS: Final = (
+    "nikita.claim_events(text,integer,interval,integer)",
+    "nikita.complete_events(uuid[],uuid[],text[])",
+    "nikita.fail_event(uuid,uuid,text,boolean)",
+    "nikita.defer_event(uuid,uuid,timestamptz)",
+    "nikita.next_due_at()",
+)
+# (required functions text[]) -> one row per missing function
+MISSING_FUNCTIONS: Final = (
+    "SELECT f AS missing FROM unnest(%s::text[]) AS f WHERE to_regprocedure(f) IS NULL"
+)
+
+# ---- event queue -----------------------------------------------------------------------------
+
+# (worker, max, lease seconds, max voice events or NULL) -> ClaimedEvent columns.
+# content as text: each row is decoded on its own (events.decode_event), so a row that cannot
+# be decoded fails alone instead of failing the whole claim.
+CLAIM_EVENTS: Final = (
+    "SELECT id, lock_token, user_id, platform, event_type, content::text AS content,"
+    " scheduled_at, attempts"
+    " FROM nikita.claim_events(%s, %s, make_interval(secs => %s), %s)"
+)
+# (ids, lock tokens, provider refs) -> number completed (the others lost their lease)
+COMPLETE_EVENTS: Final = "SELECT nikita.complete_events(%s::uuid[], %s::uuid[], %s::text[])"
+# (id, lock token, error, retryable) -> new status, NULL when the lease was lost
+FAIL_EVENT: Final = "SELECT nikita.fail_event(%s, %s, %s, %s)"
+# (id, lock token, delay seconds) -> deferred (false: lease lost); no attempt consumed
+DEFER_EVENT: Final = "SELECT nikita.defer_event(%s, %s, now() + make_interval(secs => %s))"
+# () -> seconds to the earliest pending event (NULL: none) and the database clock, both read
+# from clock_timestamp() so that the shim can correct its own clock
+NEXT_DUE: Final = (
+    "SELECT extract(epoch FROM nikita.next_due_at() - clock_timestamp())::float8 AS due_in_s,"
+    " extract(epoch FROM clock_timestamp())::float8 AS db_now"
+)
+# () -> jsonb counts
+SWEEP_EVENTS: Final = "SELECT nikita.sweep_events()"
+
+# ---- conversations ---------------------------------------------------------------------------
+
+# (worker, max, lease seconds) -> Conversation columns
+CLAIM_CONVERSATIONS: Final = (
+    "SELECT id, lock_token, user_id, platform, started_at, ended_at, processing_attempts"
+    " FROM nikita.claim_conversations(%s, %s, make_interval(secs => %s))"
+)
+# (id, lock token, summary, emotional tone) -> recorded (false: lease lost)
+COMPLETE_CONVERSATION: Final = "SELECT nikita.complete_conversation(%s, %s, %s, %s)"
+# (id, lock token, error) -> new status, NULL when the lease was lost
+FAIL_CONVERSATION: Final = "SELECT nikita.fail_conversation(%s, %s, %s)"
+
+# ---- health ----------------------------------------------------------------------------------
+
+# every column of the views, by name (status tables, check, metrics)
+QUEUE_HEALTH: Final = "SELECT * FROM nikita.queue_health ORDER BY 1"
+JOB_HEALTH: Final = "SELECT * FROM nikita.job_health ORDER BY 1"

@@ -1,0 +1,73 @@
+"""The Telegram transport decodes content by exactly the rules of nikita.schedule_event: what
+SQL refuses (and the shim used to accept) fails the event permanently."""
+
+from __future__ import annotations
+
+import pytest
+
+from nikita_shim.transports.telegram_content import ContentError, decode_message
+
+GOOD = {"chat_id": 42, "text": "hi"}
+
+
+def test_what_sql_stores_is_decoded() -> None:
+    message = decode_message(
+        {
+            "chat_id": -1001234567890,
+            "text": "x" * 32768,
+            "parse_mode": "MarkdownV2",
+            "reply_markup": {"remove_keyboard": True},
+            "disable_notification": False,
+        }
+    )
+    assert message.chat_id == -1001234567890
+    assert message.parse_mode == "MarkdownV2"
+    assert message.reply_markup == {"remove_keyboard": True}
+    assert message.disable_notification is False
+    assert decode_message(GOOD | {"parse_mode": "HTML"}).parse_mode == "HTML"
+
+
+def test_an_integral_number_is_a_chat_id() -> None:
+    # jsonb keeps 42.0 as written; schedule_event accepts it (an integer value)
+    assert decode_message(GOOD | {"chat_id": 42.0}).chat_id == 42
+
+
+def test_absent_optional_keys_are_none() -> None:
+    message = decode_message(GOOD)
+    assert message.parse_mode is None and message.disable_notification is None
+    assert message.reply_markup is None
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        # the shim accepted these before; schedule_event refuses them
+        ({"chat_id": "42"}, "chat_id '42' is not an integer"),
+        ({"chat_id": "-100123"}, "is not an integer"),
+        ({"parse_mode": "Markdown"}, "unknown parse_mode 'Markdown'"),
+        ({"parse_mode": "markdown"}, "unknown parse_mode"),
+        ({"parse_mode": "html"}, "unknown parse_mode"),
+        ({"disable_notification": 1}, "disable_notification 1 is not a boolean"),
+        ({"disable_notification": "yes"}, "is not a boolean"),
+        ({"reply_markup": [[{"text": "a"}]]}, "reply_markup is not a JSON object"),
+        ({"text": "x" * 32769}, "text is 32769 characters long; at most 32768"),
+        ({"disable_notifications": True}, "unknown key(s): disable_notifications"),
+        ({"chat_id": 0}, "is not a non-zero bigint"),
+        ({"chat_id": 2**63}, "is not a non-zero bigint"),
+        ({"chat_id": 42.5}, "is not an integer"),
+        ({"chat_id": True}, "is not an integer"),
+        ({"chat_id": 2.0**53}, "is not an integer"),
+        # schedule_event drops null keys: a stored null was written around it
+        ({"parse_mode": None}, "null value(s): parse_mode"),
+        ({"disable_notification": None}, "null value(s): disable_notification"),
+        # refused before as well
+        ({"chat_id": None}, "null value(s): chat_id"),
+        ({"text": " \u200b"}, "text is missing or empty"),
+        ({"text": 7}, "text is missing or empty"),
+        ({"parse_mode": "Fancy"}, "unknown parse_mode"),
+    ],
+)
+def test_what_sql_refuses_is_a_content_error(change: dict[str, object], reason: str) -> None:
+    with pytest.raises(ContentError) as err:
+        decode_message(GOOD | change)
+    assert reason in str(err.value)
