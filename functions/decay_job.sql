@@ -3,8 +3,9 @@
 --
 -- State: {"done", "page" (next first page), "pages" (pages per batch, from the first batch on),
 -- "result": {decayed, game_overs, points, due, batches, skipped, skipped_rows (the first 20),
--- max_batch_ms (the slowest batch, its COMMIT not included), p_now}}. The first call (p_state NULL) does no work and cannot fail, so that a
--- run failing at its first batch still records zero counts. A batch ends the run when its
+-- max_batch_ms (the slowest batch, its COMMIT not included), p_now}}. The first call (p_state
+-- NULL) does no work and cannot fail, so that a run failing at its first batch still records
+-- zero counts. A batch ends the run when its
 -- next_page reaches the table's size, read by that batch (the table may grow while rows move,
 -- and the run follows it).
 
