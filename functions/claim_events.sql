@@ -87,7 +87,7 @@ BEGIN
     END IF;
 
     -- Events later than max_lateness are never delivered: sweep_events fails them.
-    v_oldest := pg_catalog.now() - nikita.setting_interval('max_lateness');
+    v_oldest := pg_catalog.now() - nikita._setting_interval('max_lateness');
 
     -- 1. Candidates, in this statement's snapshot: row-locked (SKIP LOCKED) and, for players,
     --    advisory-locked. The CASE keeps the order of the checks: only a user's head, of a user
@@ -121,7 +121,7 @@ BEGIN
                       LIMIT 1
                   ) <> e.seq THEN false
                   ELSE pg_catalog.pg_try_advisory_xact_lock(
-                      1852535157, pg_catalog.hashtext(e.user_id::text)
+                      nikita._user_lock_class(), pg_catalog.hashtext(e.user_id::text)
                   )
               END
             ORDER BY e.scheduled_at
@@ -168,7 +168,7 @@ BEGIN
                   ) <> e.seq THEN false
                   -- a user another claimer is claiming right now is skipped
                   ELSE pg_catalog.pg_try_advisory_xact_lock(
-                      1852535157, pg_catalog.hashtext(e.user_id::text)
+                      nikita._user_lock_class(), pg_catalog.hashtext(e.user_id::text)
                   )
               END
             ORDER BY e.scheduled_at

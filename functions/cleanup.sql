@@ -21,11 +21,11 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 DECLARE
-    v_batch bigint := nikita.setting_bigint('cleanup_batch_size');
-    v_event_keep interval := nikita.setting_interval('event_retention');
-    v_failed_keep interval := nikita.setting_interval('failed_event_retention');
-    v_job_keep interval := nikita.setting_interval('job_retention');
-    v_cron_keep interval := nikita.setting_interval('cron_run_retention');
+    v_batch bigint := nikita._setting_bigint('cleanup_batch_size');
+    v_event_keep interval := nikita._setting_interval('event_retention');
+    v_failed_keep interval := nikita._setting_interval('failed_event_retention');
+    v_job_keep interval := nikita._setting_interval('job_retention');
+    v_cron_keep interval := nikita._setting_interval('cron_run_retention');
     v_n bigint;
     v_sessions bigint := 0;
     v_events bigint := 0;
@@ -44,7 +44,7 @@ DECLARE
         )
     $sql$;
 BEGIN
-    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     IF p_now IS NULL THEN
         RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
     END IF;
@@ -141,7 +141,7 @@ BEGIN
                     SELECT d.oid FROM pg_catalog.pg_database AS d
                     WHERE d.datname = pg_catalog.current_database()
                 )
-                AND l.classid = nikita.job_lock_class()::oid
+                AND l.classid = nikita._job_lock_class()::oid
                 AND l.objid = c.lock_key::oid
                 AND l.objsubid = 2
         );
@@ -164,3 +164,20 @@ COMMENT ON FUNCTION nikita.cleanup(timestamptz) IS
 'in batches of cleanup_batch_size. Returns the counts.';
 
 REVOKE EXECUTE ON FUNCTION nikita.cleanup(timestamptz) FROM PUBLIC;
+
+-- The cleanup job's step (job_catalog.step): one step, done at once.
+CREATE OR REPLACE FUNCTION nikita._job_cleanup_step(p_now timestamptz, p_state jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    p_now := nikita._checked_now(p_now);
+    RETURN pg_catalog.jsonb_build_object('done', true, 'result', nikita.cleanup(p_now));
+END
+$$;
+COMMENT ON FUNCTION nikita._job_cleanup_step(timestamptz, jsonb) IS
+'Internal: the cleanup job''s only step: cleanup as of p_now, as the '
+'owner (p_state unused).';
+REVOKE EXECUTE ON FUNCTION nikita._job_cleanup_step(timestamptz, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nikita._job_cleanup_step(timestamptz, jsonb) TO nikita_jobs;

@@ -1,9 +1,9 @@
 -- Who may move the clock (DESIGN.md "Jobs": only the owner may pass a time other than the
 -- present). Every function of schema nikita that takes p_now starts with
---     p_now := nikita.checked_now(p_now);
+--     p_now := nikita._checked_now(p_now);
 -- tests/sql/security_clock.sql finds those functions in pg_proc and fails for one without it.
 
-CREATE OR REPLACE FUNCTION nikita.checked_now(p_now timestamptz)
+CREATE OR REPLACE FUNCTION nikita._checked_now(p_now timestamptz)
 RETURNS timestamptz
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -45,7 +45,7 @@ BEGIN
             || 'owner or a member of nikita_jobs.';
 END
 $$;
-COMMENT ON FUNCTION nikita.checked_now(timestamptz) IS
+COMMENT ON FUNCTION nikita._checked_now(timestamptz) IS
 'p_now if the caller may use it, else 42501. NULL: 22004. now(): always allowed. Any other '
 'time only for a caller that is a member of the owner of schema nikita or of role nikita_jobs '
 '(when it exists: the role pg_cron runs the jobs as; run_job pins one p_now across the batches '
@@ -59,6 +59,6 @@ COMMENT ON FUNCTION nikita.checked_now(timestamptz) IS
 'nikita_worker has session_user = itself, role none. So the caller is the identity the '
 'session authenticated as, or a role it may become, whatever definer functions lie between.';
 
-REVOKE EXECUTE ON FUNCTION nikita.checked_now(timestamptz) FROM PUBLIC;
--- Not granted to nikita_jobs either: it reaches the job functions only through run_job's
--- SECURITY DEFINER internals (functions/run_job.sql), which call them as the owner.
+REVOKE EXECUTE ON FUNCTION nikita._checked_now(timestamptz) FROM PUBLIC;
+-- Not granted to nikita_jobs either: it reaches the job functions only through the jobs'
+-- SECURITY DEFINER steps (functions/job_catalog.sql), which call them as the owner.

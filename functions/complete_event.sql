@@ -33,7 +33,7 @@ BEGIN
         RETURN true;
     END IF;
 
-    PERFORM nikita.queue_warn_lease_lost('complete_event', p_id, 'completed');
+    PERFORM nikita._warn_lease_lost('complete_event', p_id, 'completed');
     RETURN false;
 END
 $$;

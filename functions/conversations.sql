@@ -8,13 +8,13 @@
 -- The pipeline itself is the game app's; the shim (role nikita_worker) calls claim/complete/
 -- fail, which are SECURITY DEFINER and the only functions of this file granted to anyone.
 
-CREATE OR REPLACE FUNCTION nikita.conversation_max_attempts()
+CREATE OR REPLACE FUNCTION nikita._conversation_max_attempts()
 RETURNS integer
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_max bigint := nikita.setting_bigint('conversation_max_attempts');
+    v_max bigint := nikita._setting_bigint('conversation_max_attempts');
 BEGIN
     IF v_max IS NULL OR v_max < 1 OR v_max > 100 THEN
         RAISE EXCEPTION 'setting conversation_max_attempts must be between 1 and 100, got %',
@@ -23,7 +23,7 @@ BEGIN
     RETURN v_max::integer;
 END
 $$;
-COMMENT ON FUNCTION nikita.conversation_max_attempts()
+COMMENT ON FUNCTION nikita._conversation_max_attempts()
 IS 'Setting conversation_max_attempts, checked (1..100; 22023 otherwise).';
 
 CREATE OR REPLACE FUNCTION nikita.detect_stale_conversations(
@@ -36,13 +36,13 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 DECLARE
-    v_idle interval := nikita.setting_interval('conversation_idle_timeout');
-    v_max integer := nikita.conversation_max_attempts();
+    v_idle interval := nikita._setting_interval('conversation_idle_timeout');
+    v_max integer := nikita._conversation_max_attempts();
     v_ended integer;
     v_recovered integer;
     v_failed integer;
 BEGIN
-    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     IF p_now IS NULL THEN
         RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
     END IF;
@@ -199,7 +199,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_max integer := nikita.conversation_max_attempts();
+    v_max integer := nikita._conversation_max_attempts();
     v_status text;
 BEGIN
     IF p_id IS NULL OR p_lock_token IS NULL THEN
@@ -222,7 +222,7 @@ COMMENT ON FUNCTION nikita.fail_conversation(uuid, uuid, text) IS
 'Record a failed processing attempt: back to ended (to be claimed again) while attempts remain, '
 'failed after conversation_max_attempts. Returns the new status, NULL when the lease was lost.';
 
-REVOKE EXECUTE ON FUNCTION nikita.conversation_max_attempts(),
+REVOKE EXECUTE ON FUNCTION nikita._conversation_max_attempts(),
 nikita.detect_stale_conversations(timestamptz),
 nikita.claim_conversations(text, integer, interval),
 nikita.complete_conversation(uuid, uuid, text, text),
@@ -230,3 +230,22 @@ nikita.fail_conversation(uuid, uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION nikita.claim_conversations(text, integer, interval),
 nikita.complete_conversation(uuid, uuid, text, text),
 nikita.fail_conversation(uuid, uuid, text) TO nikita_worker;
+
+-- The conversations job's step (job_catalog.step): one step, done at once.
+CREATE OR REPLACE FUNCTION nikita._job_conversations_step(p_now timestamptz, p_state jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    p_now := nikita._checked_now(p_now);
+    RETURN pg_catalog.jsonb_build_object(
+        'done', true, 'result', nikita.detect_stale_conversations(p_now)
+    );
+END
+$$;
+COMMENT ON FUNCTION nikita._job_conversations_step(timestamptz, jsonb) IS
+'Internal: the conversations job''s only step: detect_stale_conversations as of p_now, as the '
+'owner (p_state unused).';
+REVOKE EXECUTE ON FUNCTION nikita._job_conversations_step(timestamptz, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nikita._job_conversations_step(timestamptz, jsonb) TO nikita_jobs;

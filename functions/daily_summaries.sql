@@ -30,7 +30,7 @@ DECLARE
     v_last_run timestamptz;
     v_inserted integer;
 BEGIN
-    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     IF p_now IS NULL THEN
         RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
     END IF;
@@ -187,3 +187,22 @@ COMMENT ON FUNCTION nikita.generate_daily_summaries(timestamptz, interval) IS
 'Idempotent. Returns {summaries, lookback}.';
 
 REVOKE EXECUTE ON FUNCTION nikita.generate_daily_summaries(timestamptz, interval) FROM PUBLIC;
+
+-- The summary job's step (job_catalog.step): one step, done at once.
+CREATE OR REPLACE FUNCTION nikita._job_summary_step(p_now timestamptz, p_state jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    p_now := nikita._checked_now(p_now);
+    RETURN pg_catalog.jsonb_build_object(
+        'done', true, 'result', nikita.generate_daily_summaries(p_now)
+    );
+END
+$$;
+COMMENT ON FUNCTION nikita._job_summary_step(timestamptz, jsonb) IS
+'Internal: the summary job''s only step: generate_daily_summaries (its default lookback) as '
+'of p_now, as the owner (p_state unused).';
+REVOKE EXECUTE ON FUNCTION nikita._job_summary_step(timestamptz, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nikita._job_summary_step(timestamptz, jsonb) TO nikita_jobs;

@@ -41,7 +41,7 @@ BEGIN
         RETURN true;
     END IF;
 
-    PERFORM nikita.queue_warn_lease_lost('defer_event', p_id, 'deferred');
+    PERFORM nikita._warn_lease_lost('defer_event', p_id, 'deferred');
     RETURN false;
 END
 $$;

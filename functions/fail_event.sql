@@ -4,22 +4,6 @@
 -- Permanent, or attempts exhausted: failed, which releases the user's later events. Every
 -- error is appended to the row's errors history and kept in last_error.
 
-CREATE OR REPLACE FUNCTION nikita.queue_backoff(p_attempt integer)
-RETURNS interval
-LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    -- The exponent stops at 6 (64 min > the cap) so large attempt numbers cannot overflow.
-    SELECT least(
-        interval '1 minute' * power(2, least(greatest(p_attempt, 1), 7) - 1)
-        * (0.9 + 0.2 * random()),
-        interval '1 hour'
-    )
-$$;
-COMMENT ON FUNCTION nikita.queue_backoff(integer)
-IS 'Internal: retry delay after failed attempt p_attempt: 2^(p_attempt-1) min +-10 %, <= 1 h.';
-REVOKE EXECUTE ON FUNCTION nikita.queue_backoff(integer) FROM PUBLIC;
-
 CREATE OR REPLACE FUNCTION nikita.fail_event(
     p_id uuid,
     p_lock_token uuid,
@@ -53,7 +37,7 @@ BEGIN
     SET status = CASE WHEN p_retryable AND e.attempts < e.max_attempts
         THEN 'pending' ELSE 'failed' END,
         scheduled_at = CASE WHEN p_retryable AND e.attempts < e.max_attempts
-            THEN pg_catalog.now() + nikita.queue_backoff(e.attempts)
+            THEN pg_catalog.now() + nikita._backoff(e.attempts)
             ELSE e.scheduled_at END,
         -- the retry waits at its place in the user's line (0010)
         order_at = coalesce(e.order_at, e.scheduled_at),
@@ -74,7 +58,7 @@ BEGIN
         RETURN v_status;
     END IF;
 
-    PERFORM nikita.queue_warn_lease_lost('fail_event', p_id, 'changed');
+    PERFORM nikita._warn_lease_lost('fail_event', p_id, 'changed');
     RETURN NULL;
 END
 $$;

@@ -1,40 +1,4 @@
--- The five jobs of DESIGN.md "Jobs" and their health.
---
--- nikita.job_catalog is the one list of jobs: run_job() validates names against it, the
--- advisory lock of a job is (job_lock_class, lock_key), cron/schedule.sql schedules from it and
--- job_health reports on it. A view (not a function) so that job_health, read by roles that may
--- execute nothing in schema nikita, needs no function grant.
-
-CREATE OR REPLACE VIEW nikita.job_catalog AS
-SELECT
-    j.job_name,
-    j.cron_name,
-    j.schedule,
-    j.run_interval,
-    j.lock_key
-FROM (
-    VALUES
-    ('decay', 'nikita-decay', '0 * * * *', interval '1 hour', 1),
-    ('sweep', 'nikita-sweep', '* * * * *', interval '1 minute', 2),
-    ('summary', 'nikita-summary', '5 * * * *', interval '1 hour', 3),
-    ('cleanup', 'nikita-cleanup', '30 * * * *', interval '1 hour', 4),
-    ('conversations', 'nikita-conversations', '* * * * *', interval '1 minute', 5)
-) AS j (job_name, cron_name, schedule, run_interval, lock_key);
-COMMENT ON VIEW nikita.job_catalog IS
-'The package''s jobs: name, pg_cron job name, schedule (UTC), expected interval, and the second '
-'key of the job''s advisory lock (the first is nikita.job_lock_class(), 1313559617).';
-REVOKE ALL ON nikita.job_catalog FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION nikita.job_lock_class()
-RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT 1313559617  -- 'NKTA'
-$$;
-COMMENT ON FUNCTION nikita.job_lock_class()
-IS 'First key of every job advisory lock: pg_try_advisory_lock(job_lock_class(), lock_key).';
-REVOKE EXECUTE ON FUNCTION nikita.job_lock_class() FROM PUBLIC;
+-- job_health: how each job of nikita.job_catalog (functions/job_catalog.sql) is doing.
 
 -- running_now: the job's advisory lock is held by some session of this database (the truth;
 -- a 'running' row whose lock is free was abandoned, see cleanup()).
@@ -56,6 +20,7 @@ SELECT
                 SELECT d.oid FROM pg_catalog.pg_database AS d
                 WHERE d.datname = pg_catalog.current_database()
             )
+            -- nikita._job_lock_class(), written out: readers of this view execute no function.
             AND l.classid = 1313559617::oid
             AND l.objid = c.lock_key::oid
             AND l.objsubid = 2

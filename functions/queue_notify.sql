@@ -3,18 +3,7 @@
 -- in ISO 8601 UTC. A statement that adds no pending row sends nothing. NOTIFY is a hint; the
 -- shim also sleeps until next_due_at() and polls.
 
-CREATE OR REPLACE FUNCTION nikita.queue_iso8601(p_at timestamptz)
-RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-$$;
-COMMENT ON FUNCTION nikita.queue_iso8601(timestamptz)
-IS 'Internal: p_at as ISO 8601 in UTC with microseconds (the nikita_events payload format).';
-REVOKE EXECUTE ON FUNCTION nikita.queue_iso8601(timestamptz) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION nikita.queue_notify_inserted()
+CREATE OR REPLACE FUNCTION nikita._notify_inserted()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -25,16 +14,16 @@ DECLARE
 BEGIN
     SELECT min(n.scheduled_at) INTO v_at FROM new_rows AS n WHERE n.status = 'pending';
     IF v_at IS NOT NULL THEN
-        PERFORM pg_catalog.pg_notify('nikita_events', nikita.queue_iso8601(v_at));
+        PERFORM pg_catalog.pg_notify('nikita_events', nikita._iso8601(v_at));
     END IF;
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION nikita.queue_notify_inserted()
+COMMENT ON FUNCTION nikita._notify_inserted()
 IS 'Trigger (AFTER INSERT, statement): NOTIFY nikita_events with the earliest new pending time.';
-REVOKE EXECUTE ON FUNCTION nikita.queue_notify_inserted() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION nikita._notify_inserted() FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION nikita.queue_notify_updated()
+CREATE OR REPLACE FUNCTION nikita._notify_updated()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -51,22 +40,22 @@ BEGIN
     WHERE n.status = 'pending'
       AND (o.status <> 'pending' OR o.scheduled_at <> n.scheduled_at);
     IF v_at IS NOT NULL THEN
-        PERFORM pg_catalog.pg_notify('nikita_events', nikita.queue_iso8601(v_at));
+        PERFORM pg_catalog.pg_notify('nikita_events', nikita._iso8601(v_at));
     END IF;
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION nikita.queue_notify_updated()
+COMMENT ON FUNCTION nikita._notify_updated()
 IS 'Trigger (AFTER UPDATE, statement): NOTIFY nikita_events for re-queued/rescheduled rows.';
-REVOKE EXECUTE ON FUNCTION nikita.queue_notify_updated() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION nikita._notify_updated() FROM PUBLIC;
 
 -- PostgreSQL allows transition tables only on single-event triggers: one per event.
 CREATE OR REPLACE TRIGGER scheduled_events_notify_insert
 AFTER INSERT ON nikita.scheduled_events
 REFERENCING NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION nikita.queue_notify_inserted();
+FOR EACH STATEMENT EXECUTE FUNCTION nikita._notify_inserted();
 
 CREATE OR REPLACE TRIGGER scheduled_events_notify_update
 AFTER UPDATE ON nikita.scheduled_events
 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION nikita.queue_notify_updated();
+FOR EACH STATEMENT EXECUTE FUNCTION nikita._notify_updated();

@@ -43,7 +43,7 @@ BEGIN
         RAISE EXCEPTION 'no reply_delays row for chapter %', v_chapter USING ERRCODE = 'P0002';
     END IF;
 
-    RETURN nikita.queue_schedule(
+    RETURN nikita._schedule(
         p_user_id,
         'telegram',
         'message_delivery',

@@ -26,8 +26,8 @@ BEGIN
     IF NOT pg_catalog.isfinite(p_now) THEN
         RAISE EXCEPTION 'now must be a finite time, got %', p_now USING ERRCODE = '22023';
     END IF;
-    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
-    v_lateness := nikita.setting_interval('max_lateness');
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    v_lateness := nikita._setting_interval('max_lateness');
 
     -- 1. Expired leases. A row being settled right now by its worker is skipped (next sweep).
     WITH expired AS (
@@ -88,9 +88,9 @@ BEGIN
 
     -- 3. Wake the shim when claimable work is due (the re-queue above notified already,
     --    through the trigger; a second identical NOTIFY in one transaction is folded).
-    v_due := nikita.queue_first_claimable(p_now - v_lateness, p_now);
+    v_due := nikita._first_claimable(p_now - v_lateness, p_now);
     IF v_due IS NOT NULL THEN
-        PERFORM pg_catalog.pg_notify('nikita_events', nikita.queue_iso8601(v_due));
+        PERFORM pg_catalog.pg_notify('nikita_events', nikita._iso8601(v_due));
     END IF;
 
     RETURN pg_catalog.jsonb_build_object(
@@ -109,3 +109,20 @@ IS 'Queue maintenance at p_now: expired leases (Telegram re-queued, or failed wh
 'Returns {requeued, lease_failed, expired, notified, oldest_due_at}.';
 REVOKE EXECUTE ON FUNCTION nikita.sweep_events(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION nikita.sweep_events(timestamptz) TO nikita_worker;
+
+-- The sweep job's step (job_catalog.step): one step, done at once.
+CREATE OR REPLACE FUNCTION nikita._job_sweep_step(p_now timestamptz, p_state jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    p_now := nikita._checked_now(p_now);
+    RETURN pg_catalog.jsonb_build_object('done', true, 'result', nikita.sweep_events(p_now));
+END
+$$;
+COMMENT ON FUNCTION nikita._job_sweep_step(timestamptz, jsonb) IS
+'Internal: the sweep job''s only step: sweep_events as of p_now, as the '
+'owner (p_state unused).';
+REVOKE EXECUTE ON FUNCTION nikita._job_sweep_step(timestamptz, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nikita._job_sweep_step(timestamptz, jsonb) TO nikita_jobs;

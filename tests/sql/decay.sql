@@ -427,7 +427,7 @@ SELECT results_eq(
     -- Due at p_now, or now() once p_now is beyond max_lateness (schedule_event, sql/0009).
     $$VALUES ('ops_alert', '-100777', greatest(timestamptz '2026-11-28 12:00Z',
               CASE WHEN timestamptz '2026-11-28 12:00Z'
-                        < now() - nikita.setting_interval('max_lateness') THEN now() END), true)$$,
+                        < now() - nikita._setting_interval('max_lateness') THEN now() END), true)$$,
     'one ops alert for the run, to the alert chat, naming the first skipped player'
 );
 CREATE TEMP TABLE run2 AS SELECT nikita.apply_decay('2026-11-28 12:00Z') AS r;
@@ -485,7 +485,7 @@ DELETE FROM nikita.users;
 SELECT count(pg_temp.player(1000 + i, 1, interval '9 hours')) FROM generate_series(1, 200) AS i;
 ANALYZE nikita.users;
 UPDATE nikita.settings SET value = '60' WHERE key = 'decay_batch_size';
-SELECT cmp_ok(nikita.decay_batch_pages(), '<',
+SELECT cmp_ok(nikita._decay_batch_pages(), '<',
     (pg_relation_size('nikita.users') / current_setting('block_size')::int)::int,
     'decay_batch_size (60 players) spans fewer pages than the table');
 CREATE TEMP TABLE batched AS SELECT nikita.apply_decay('2026-11-28 12:00Z') AS r;

@@ -106,7 +106,7 @@ SELECT is(
     'scheduled_events_notify_insert 0  new_rows; scheduled_events_notify_update 0 old_rows new_rows',
     'both are statement-level (FOR EACH ROW bit clear) with transition tables'
 );
-SELECT is(nikita.queue_iso8601('2026-11-28 15:04:05.123456+01'),
+SELECT is(nikita._iso8601('2026-11-28 15:04:05.123456+01'),
     '2026-11-28T14:04:05.123456Z', 'payload format: ISO 8601 in UTC');
 
 SELECT * FROM finish();

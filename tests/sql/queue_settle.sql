@@ -148,22 +148,22 @@ SELECT throws_ok($$SELECT nikita.fail_event(gen_random_uuid(), gen_random_uuid()
 
 -- Backoff bounds over many draws: 2^(n-1) min +-10 %, capped at 1 h, and jittered.
 SELECT ok(
-    (SELECT bool_and(nikita.queue_backoff(1) BETWEEN interval '54 seconds' AND interval '66 seconds')
+    (SELECT bool_and(nikita._backoff(1) BETWEEN interval '54 seconds' AND interval '66 seconds')
        FROM generate_series(1, 500)),
     'backoff after attempt 1 within 54..66 s'
 );
 SELECT ok(
-    (SELECT count(DISTINCT nikita.queue_backoff(1)) > 400 FROM generate_series(1, 500)),
+    (SELECT count(DISTINCT nikita._backoff(1)) > 400 FROM generate_series(1, 500)),
     'backoff is jittered (not a constant)'
 );
 SELECT ok(
-    (SELECT bool_and(nikita.queue_backoff(6) BETWEEN interval '1728 seconds' AND interval '2112 seconds')
+    (SELECT bool_and(nikita._backoff(6) BETWEEN interval '1728 seconds' AND interval '2112 seconds')
        FROM generate_series(1, 200)),
     'backoff after attempt 6: 32 min +-10 %'
 );
 SELECT ok(
     (SELECT bool_and(b <= interval '1 hour' AND b >= interval '54 minutes')
-       FROM (SELECT nikita.queue_backoff(n) AS b FROM generate_series(7, 100) AS n,
+       FROM (SELECT nikita._backoff(n) AS b FROM generate_series(7, 100) AS n,
              generate_series(1, 20)) AS s),
     'backoff after attempt 7 and later: capped at 1 hour (no overflow at 100)'
 );

@@ -26,12 +26,12 @@ SELECT is_empty(
     '... or keeps a job lock'
 );
 
--- queue_job_alert: an ops_alert to the alert chat, at most one per job per hour.
-SELECT is(nikita.queue_job_alert('decay', 'boom', '2026-11-28 12:00Z'), NULL,
+-- _job_alert: an ops_alert to the alert chat, at most one per job per hour.
+SELECT is(nikita._job_alert('decay', 'boom', '2026-11-28 12:00Z'), NULL,
     'no alert chat set: no alert');
 SELECT is_empty('SELECT 1 FROM nikita.scheduled_events', '... and no event');
 UPDATE nikita.settings SET value = '-1001234567890' WHERE key = 'alert_chat_id';
-SELECT isnt(nikita.queue_job_alert('decay', 'boom', '2026-11-28 12:00Z'), NULL,
+SELECT isnt(nikita._job_alert('decay', 'boom', '2026-11-28 12:00Z'), NULL,
     'with an alert chat: an event id');
 SELECT results_eq(
     $$SELECT user_id, platform, event_type, (content ->> 'chat_id')::bigint, content ->> 'text',
@@ -45,9 +45,9 @@ SELECT results_eq(
 INSERT INTO nikita.job_executions (job_name, started_at, completed_at, status, error, result)
 VALUES ('decay', '2026-11-28 11:30Z', '2026-11-28 11:30:01Z', 'failed', 'boom',
         jsonb_build_object('alert_event_id', gen_random_uuid()));
-SELECT is(nikita.queue_job_alert('decay', 'boom again', '2026-11-28 12:20Z'), NULL,
+SELECT is(nikita._job_alert('decay', 'boom again', '2026-11-28 12:20Z'), NULL,
     'a job that alerted within the hour does not alert again');
-SELECT isnt(nikita.queue_job_alert('sweep', 'other', '2026-11-28 12:20Z'), NULL,
+SELECT isnt(nikita._job_alert('sweep', 'other', '2026-11-28 12:20Z'), NULL,
     '... another job does');
 
 -- House rules for every function of the jobs. `jobs`: the jobs role nikita_jobs executes it
@@ -56,23 +56,26 @@ CREATE TEMP TABLE jobs_api (sig regprocedure, definer boolean, worker boolean, j
 INSERT INTO jobs_api VALUES
 ('nikita.apply_decay(timestamptz)', false, false, false),
 ('nikita.apply_decay_batch(timestamptz,bigint,integer)', false, false, false),
-('nikita.decay_batch_pages()', false, false, false),
+('nikita._decay_batch_pages()', false, false, false),
 ('nikita.generate_daily_summaries(timestamptz,interval)', false, false, false),
 ('nikita.detect_stale_conversations(timestamptz)', false, false, false),
-('nikita.conversation_max_attempts()', false, false, false),
+('nikita._conversation_max_attempts()', false, false, false),
 ('nikita.claim_conversations(text,integer,interval)', true, true, false),
 ('nikita.complete_conversation(uuid,uuid,text,text)', true, true, false),
 ('nikita.fail_conversation(uuid,uuid,text)', true, true, false),
 ('nikita.cleanup(timestamptz)', false, false, false),
-('nikita.queue_job_alert(text,text,timestamptz)', true, false, true),
-('nikita.job_lock_class()', false, false, true),
-('nikita.job_lock_key(text)', true, false, true),
-('nikita.job_record_skipped(text)', true, false, true),
-('nikita.job_record_start(text)', true, false, true),
-('nikita.job_record_end(bigint,jsonb,text)', true, false, true),
-('nikita.job_decay_pages()', true, false, true),
-('nikita.job_decay_batch(timestamptz,bigint,integer)', true, false, true),
-('nikita.job_step(text,timestamptz)', true, false, true);
+('nikita._job_alert(text,text,timestamptz)', true, false, true),
+('nikita._job_lock_class()', false, false, true),
+('nikita._job_lock_key(text)', true, false, true),
+('nikita._job_record_skipped(text)', true, false, true),
+('nikita._job_record_start(text)', true, false, true),
+('nikita._job_record_end(bigint,jsonb,text)', true, false, true),
+('nikita._job_step_function(text)', true, false, true),
+('nikita._job_decay_step(timestamptz,jsonb)', true, false, true),
+('nikita._job_sweep_step(timestamptz,jsonb)', true, false, true),
+('nikita._job_summary_step(timestamptz,jsonb)', true, false, true),
+('nikita._job_cleanup_step(timestamptz,jsonb)', true, false, true),
+('nikita._job_conversations_step(timestamptz,jsonb)', true, false, true);
 
 SELECT is(
     (SELECT array_agg(a.sig::text ORDER BY a.sig::text) FROM jobs_api a

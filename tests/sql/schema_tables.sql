@@ -55,12 +55,12 @@ SELECT results_eq(
              (3, '30 seconds', '2 minutes'), (4, '10 seconds', '60 seconds'), (5, '0', '0')$$,
     'reply_delays seeded with DESIGN''s values'
 );
-SELECT is(nikita.setting_interval('max_lateness'), interval '24 hours', 'max lateness 24 h');
-SELECT is(nikita.setting_interval('event_retention'), interval '30 days', 'retention 30 days');
-SELECT is(nikita.setting_interval('failed_event_retention'), interval '90 days', 'failed 90 d');
-SELECT is(nikita.setting_interval('conversation_idle_timeout'), interval '15 minutes', 'idle');
-SELECT is(nikita.setting_bigint('alert_chat_id'), NULL, 'no alert chat by default');
-SELECT throws_ok($$SELECT nikita.setting('no_such_knob')$$, '22023',
+SELECT is(nikita._setting_interval('max_lateness'), interval '24 hours', 'max lateness 24 h');
+SELECT is(nikita._setting_interval('event_retention'), interval '30 days', 'retention 30 days');
+SELECT is(nikita._setting_interval('failed_event_retention'), interval '90 days', 'failed 90 d');
+SELECT is(nikita._setting_interval('conversation_idle_timeout'), interval '15 minutes', 'idle');
+SELECT is(nikita._setting_bigint('alert_chat_id'), NULL, 'no alert chat by default');
+SELECT throws_ok($$SELECT nikita._setting('no_such_knob')$$, '22023',
     'unknown setting "no_such_knob"', 'an unknown setting is an error');
 
 SELECT has_index('nikita', 'scheduled_events', 'scheduled_events_claim_idx', 'claim index');

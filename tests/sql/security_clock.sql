@@ -151,15 +151,15 @@ SELECT is(
     (SELECT array_agg(status ORDER BY scheduled_at) FROM nikita.scheduled_events),
     ARRAY['failed', 'failed'], 'what the refused calls would have done'
 );
-SELECT throws_ok($$SELECT nikita.checked_now(NULL)$$, '22004', 'p_now must not be null',
-    'checked_now(NULL): 22004');
-SELECT is(nikita.checked_now(now() - interval '1 year'), now() - interval '1 year',
-    'checked_now: the owner''s time is kept');
+SELECT throws_ok($$SELECT nikita._checked_now(NULL)$$, '22004', 'p_now must not be null',
+    '_checked_now(NULL): 22004');
+SELECT is(nikita._checked_now(now() - interval '1 year'), now() - interval '1 year',
+    '_checked_now: the owner''s time is kept');
 
 -- 7. Every function of schema nikita that takes p_now refuses a time ahead to a role other
 -- than the owner, even one granted every routine and table of the schema (so that nothing but
 -- the guard can refuse). The list is pg_proc's: a new function without the guard
--- (p_now := nikita.checked_now(p_now)) fails here. Each call passes p_now a day ahead and NULL
+-- (p_now := nikita._checked_now(p_now)) fails here. Each call passes p_now a day ahead and NULL
 -- for the other arguments (the guard comes first).
 CREATE ROLE nikita_test_mover NOLOGIN;
 GRANT USAGE ON SCHEMA nikita TO nikita_test_mover;

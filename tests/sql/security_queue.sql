@@ -20,11 +20,11 @@ INSERT INTO api VALUES
 
 CREATE TEMP TABLE internal (sig text);
 INSERT INTO internal VALUES
-('nikita.queue_schedule(uuid,text,text,jsonb,timestamptz,text,uuid)'),
-('nikita.queue_backoff(integer)'),
-('nikita.queue_iso8601(timestamptz)'),
-('nikita.queue_notify_inserted()'),
-('nikita.queue_notify_updated()');
+('nikita._schedule(uuid,text,text,jsonb,timestamptz,text,uuid)'),
+('nikita._backoff(integer)'),
+('nikita._iso8601(timestamptz)'),
+('nikita._notify_inserted()'),
+('nikita._notify_updated()');
 
 SELECT is(
     (SELECT array_agg(sig ORDER BY sig) FROM api AS a
@@ -169,7 +169,7 @@ SELECT is(pg_temp.as_role('nikita_readonly', $$SELECT * FROM nikita.claim_events
     'nikita_readonly cannot claim');
 SELECT is(pg_temp.as_role('nikita_readonly', $$SELECT nikita.cancel_event(gen_random_uuid())$$), '42501',
     'nikita_readonly cannot cancel');
-SELECT is(pg_temp.as_role('nikita_readonly', $$SELECT nikita.queue_backoff(1)$$), '42501',
+SELECT is(pg_temp.as_role('nikita_readonly', $$SELECT nikita._backoff(1)$$), '42501',
     'nikita_readonly cannot call an internal');
 
 -- A role with no nikita grant at all.

@@ -635,8 +635,8 @@ def exercise(conn: psycopg.Connection, path: str) -> tuple[set[str], list[str]]:
         f"SELECT nikita.fail_conversation(%s{UID}, %s{UID}, %s{TXT})",
         (convs[1][0], convs[1][1], "processor failed"),
     )
-    q("conversation_max_attempts", "SELECT nikita.conversation_max_attempts()")
-    q("decay_batch_pages", "SELECT nikita.decay_batch_pages()")
+    q("_conversation_max_attempts", "SELECT nikita._conversation_max_attempts()")
+    q("_decay_batch_pages", "SELECT nikita._decay_batch_pages()")
     q(
         "apply_decay_batch",
         f"SELECT nikita.apply_decay_batch(%s{TS}, 0, 1000)",
@@ -650,14 +650,14 @@ def exercise(conn: psycopg.Connection, path: str) -> tuple[set[str], list[str]]:
     )
     q("cleanup", f"SELECT nikita.cleanup(%s{TS})", (now,))
     q(
-        "queue_job_alert",
-        f"SELECT nikita.queue_job_alert(%s{TXT}, %s{TXT}, %s{TS})",
+        "_job_alert",
+        f"SELECT nikita._job_alert(%s{TXT}, %s{TXT}, %s{TS})",
         ("sweep", "boom", now),
     )
-    q("setting", f"SELECT nikita.setting(%s{TXT})", ("max_lateness",))
-    q("setting_interval", f"SELECT nikita.setting_interval(%s{TXT})", ("max_lateness",))
-    q("setting_bigint", f"SELECT nikita.setting_bigint(%s{TXT})", ("cleanup_batch_size",))
-    q("setting_text", f"SELECT nikita.setting_text(%s{TXT})", ("game_over_text",))
+    q("_setting", f"SELECT nikita._setting(%s{TXT})", ("max_lateness",))
+    q("_setting_interval", f"SELECT nikita._setting_interval(%s{TXT})", ("max_lateness",))
+    q("_setting_bigint", f"SELECT nikita._setting_bigint(%s{TXT})", ("cleanup_batch_size",))
+    q("_setting_text", f"SELECT nikita._setting_text(%s{TXT})", ("game_over_text",))
     q(
         "is_setting_value",
         f"SELECT nikita.is_setting_value(%s{TXT}, %s{JSB})",
@@ -670,9 +670,9 @@ def exercise(conn: psycopg.Connection, path: str) -> tuple[set[str], list[str]]:
         "SELECT pg_catalog.set_config('request.jwt.claims', %s, false)", (f'{{"sub": "{U1}"}}',)
     )
     q("current_user_id", "SELECT nikita.current_user_id()")
-    q("queue_backoff", "SELECT nikita.queue_backoff(3)")
-    q("queue_iso8601", f"SELECT nikita.queue_iso8601(%s{TS})", (now,))
-    q("job_lock_class", "SELECT nikita.job_lock_class()")
+    q("_backoff", "SELECT nikita._backoff(3)")
+    q("_iso8601", f"SELECT nikita._iso8601(%s{TS})", (now,))
+    q("_job_lock_class", "SELECT nikita._job_lock_class()")
     # The app writes players: the CHECKs (E.164, IANA zone) and the touch trigger run.
     # (The test's own operator is qualified: this statement stands for the app's, not ours.)
     q(

@@ -2,7 +2,7 @@
 -- longer the event's current claim. Internal: called by those SECURITY DEFINER functions as
 -- their owner; granted to nobody.
 
-CREATE OR REPLACE FUNCTION nikita.queue_warn_lease_lost(
+CREATE OR REPLACE FUNCTION nikita._warn_lease_lost(
     p_caller text, p_id uuid, p_outcome text
 )
 RETURNS void
@@ -18,6 +18,6 @@ BEGIN
         USING ERRCODE = '01000';
 END
 $$;
-COMMENT ON FUNCTION nikita.queue_warn_lease_lost(text, uuid, text)
+COMMENT ON FUNCTION nikita._warn_lease_lost(text, uuid, text)
 IS 'Internal: WARNING (01000) that p_caller did not settle event p_id because its lease was lost.';
-REVOKE EXECUTE ON FUNCTION nikita.queue_warn_lease_lost(text, uuid, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION nikita._warn_lease_lost(text, uuid, text) FROM PUBLIC;
