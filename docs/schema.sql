@@ -19,305 +19,236 @@ SET row_security = off;
 CREATE SCHEMA nikita;
 
 --
--- Name: apply_decay(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
+-- Name: _backoff(integer); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
-CREATE FUNCTION nikita.apply_decay(p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
-    LANGUAGE plpgsql
+CREATE FUNCTION nikita._backoff(p_attempt integer) RETURNS interval
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- The exponent stops at 6 (64 min > the cap) so large attempt numbers cannot overflow.
+    SELECT least(
+        interval '1 minute' * power(2, least(greatest(p_attempt, 1), 7) - 1)
+        * (0.9 + 0.2 * random()),
+        interval '1 hour'
+    )
+$$;
+
+--
+-- Name: FUNCTION _backoff(p_attempt integer); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._backoff(p_attempt integer) IS 'Internal: retry delay after failed attempt p_attempt: 2^(p_attempt-1) min +-10 %, <= 1 h.';
+
+--
+-- Name: _check_content_bounds(jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._check_content_bounds(p_content jsonb) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_size integer;
+BEGIN
+    -- Bounds before any other work on the content (same expression as CHECK
+    -- scheduled_events_content_bounded). pg_column_size reads the header only.
+    v_size := pg_catalog.pg_column_size(p_content);
+    IF v_size > 262144 THEN
+        RAISE EXCEPTION 'content is % bytes; at most 262144 (largest member: %)', v_size, (
+            SELECT pg_catalog.format('%s, %s bytes', kv.key, pg_catalog.pg_column_size(kv.value))
+            FROM pg_catalog.jsonb_each(p_content) AS kv
+            ORDER BY pg_catalog.pg_column_size(kv.value) DESC, kv.key LIMIT 1
+        )
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.jsonb_path_exists(p_content, 'strict $.**{17}') THEN
+        RAISE EXCEPTION 'content.% is nested too deeply: at most 16 levels below content',
+            nikita._too_deep_member(p_content)
+            USING ERRCODE = '22023';
+    END IF;
+END
+$_$;
+
+--
+-- Name: FUNCTION _check_content_bounds(p_content jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._check_content_bounds(p_content jsonb) IS 'Internal: 22023 naming the largest or the too deep member unless p_content is at most 262144 bytes and 16 levels deep.';
+
+--
+-- Name: _check_optional_key(jsonb, text, text, text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._check_optional_key(p_content jsonb, p_key text, p_type text, p_what text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_pages integer;
-    v_page bigint := 0;
-    v_batch jsonb;
-    v_batches integer := 0;
-    v_due bigint := 0;
-    v_decayed bigint := 0;
-    v_game_overs bigint := 0;
-    v_points numeric := 0;
-    v_skipped bigint := 0;
-    v_rows jsonb := '[]'::jsonb;
+    v_type text := pg_catalog.jsonb_typeof(p_content -> p_key);
 BEGIN
-    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
-    IF p_now IS NULL THEN
-        RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
+    IF v_type IS NOT NULL AND v_type <> p_type THEN
+        RAISE EXCEPTION 'content.% must be %, got %', p_key, p_what, v_type
+            USING ERRCODE = '22023';
     END IF;
-    v_pages := nikita.decay_batch_pages();
-    LOOP
-        v_batch := nikita.apply_decay_batch(p_now, v_page, v_pages);
-        v_batches := v_batches + 1;
-        v_due := v_due + (v_batch ->> 'due')::bigint;
-        v_decayed := v_decayed + (v_batch ->> 'decayed')::bigint;
-        v_game_overs := v_game_overs + (v_batch ->> 'game_overs')::bigint;
-        v_points := v_points + (v_batch ->> 'points')::numeric;
-        v_skipped := v_skipped + (v_batch ->> 'skipped')::bigint;
-        IF pg_catalog.jsonb_array_length(v_rows) < 20 THEN
-            v_rows := (
-                SELECT coalesce(pg_catalog.jsonb_agg(r.value ORDER BY r.n), '[]'::jsonb)
-                FROM pg_catalog.jsonb_array_elements(v_rows || (v_batch -> 'skipped_rows'))
-                    WITH ORDINALITY AS r (value, n)
-                WHERE r.n <= 20
-            );
-        END IF;
-        v_page := (v_batch ->> 'next_page')::bigint;
-        EXIT WHEN v_page >= (v_batch ->> 'table_pages')::bigint;
-    END LOOP;
-    RETURN pg_catalog.jsonb_build_object(
-        'decayed', v_decayed,
-        'game_overs', v_game_overs,
-        'points', v_points,
-        'due', v_due,
-        'batches', v_batches,
-        'skipped', v_skipped,
-        'skipped_rows', v_rows
+END
+$$;
+
+--
+-- Name: FUNCTION _check_optional_key(p_content jsonb, p_key text, p_type text, p_what text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._check_optional_key(p_content jsonb, p_key text, p_type text, p_what text) IS 'Internal: 22023 unless p_content has no p_key or its value is of JSON type p_type.';
+
+--
+-- Name: _check_reply_markup(jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._check_reply_markup(p_markup jsonb) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_kinds text[];
+    v_kind text;
+    v_unknown text;
+    v_rows jsonb;
+    v_row jsonb;
+    v_button jsonb;
+    v_where text;
+    v_text text;
+    v_value jsonb;
+    v_total integer := 0;
+    v_size integer := pg_catalog.pg_column_size(p_markup);
+BEGIN
+    IF v_size > 16384 THEN
+        RAISE EXCEPTION 'content.reply_markup is % bytes; at most 16384', v_size
+            USING ERRCODE = '22023';
+    END IF;
+    v_kinds := ARRAY(
+        SELECT k.key FROM pg_catalog.jsonb_object_keys(p_markup) AS k (key)
+        WHERE k.key IN ('inline_keyboard', 'keyboard', 'remove_keyboard', 'force_reply')
+        ORDER BY k.key
     );
-END
-$$;
-
---
--- Name: FUNCTION apply_decay(p_now timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.apply_decay(p_now timestamp with time zone) IS 'Apply decay to every eligible player as of p_now, in one transaction (batches of about setting decay_batch_size players). Returns {decayed, game_overs, points, due, batches, skipped, skipped_rows}: a player that cannot be decayed is skipped and reported (at most 20 rows listed), never stops the run. The scheduled job (run_job(''decay'')) runs the same batches committing each one.';
-
---
--- Name: apply_decay_batch(timestamp with time zone, bigint, integer); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.apply_decay_batch(p_now timestamp with time zone, p_first_page bigint, p_pages integer) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_lo tid;
-    v_hi tid;
-    v_table_pages bigint;
-    v_res jsonb;
-    v_part jsonb;
-    v_tids tid[];
-    v_from integer[];
-    v_to integer[];
-    v_i integer;
-    v_j integer;
-    v_step integer;
-    v_top tid;
-    v_state text;
-    v_error text;
-    v_skipped integer := 0;
-    v_rows jsonb := '[]'::jsonb;
-    v_chat bigint;
-    v_key text;
-    v_alert uuid;
-    v_alert_error text;
-BEGIN
-    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
-    IF p_now IS NULL THEN
-        RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
+    IF pg_catalog.cardinality(v_kinds) <> 1 THEN
+        RAISE EXCEPTION 'content.reply_markup must have exactly one of inline_keyboard, keyboard, '
+            'remove_keyboard, force_reply; got %',
+            coalesce(nullif(pg_catalog.array_to_string(v_kinds, ', '), ''), 'none')
+            USING ERRCODE = '22023';
     END IF;
-    IF NOT pg_catalog.isfinite(p_now) THEN
-        RAISE EXCEPTION 'p_now must be a finite time, got %', p_now USING ERRCODE = '22023';
+    v_kind := v_kinds[1];
+    SELECT string_agg(k.key, ', ' ORDER BY k.key) INTO v_unknown
+    FROM pg_catalog.jsonb_object_keys(p_markup) AS k (key)
+    WHERE NOT k.key = ANY (CASE v_kind
+        WHEN 'inline_keyboard' THEN ARRAY['inline_keyboard']
+        WHEN 'keyboard' THEN ARRAY['keyboard', 'is_persistent', 'resize_keyboard',
+            'one_time_keyboard', 'input_field_placeholder', 'selective']
+        WHEN 'remove_keyboard' THEN ARRAY['remove_keyboard', 'selective']
+        ELSE ARRAY['force_reply', 'input_field_placeholder', 'selective']
+    END);
+    IF v_unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'content.reply_markup has unknown key(s) for %: %', v_kind, v_unknown
+            USING ERRCODE = '22023';
     END IF;
-    IF p_first_page IS NULL OR p_first_page < 0 OR p_first_page >= 4294967295 THEN
-        RAISE EXCEPTION 'first page must be between 0 and 4294967294, got %',
-            coalesce(p_first_page::text, 'NULL') USING ERRCODE = '22023';
-    END IF;
-    IF p_pages IS NULL OR p_pages < 1 THEN
-        RAISE EXCEPTION 'pages per batch must be at least 1, got %',
-            coalesce(p_pages::text, 'NULL') USING ERRCODE = '22023';
-    END IF;
-    v_lo := pg_catalog.format('(%s,0)', p_first_page)::tid;
-    v_hi := pg_catalog.format('(%s,0)', least(p_first_page + p_pages, 4294967295))::tid;
-    v_table_pages := pg_catalog.pg_relation_size('nikita.users'::pg_catalog.regclass)
-        / pg_catalog.current_setting('block_size')::bigint;
 
-    BEGIN
-        v_res := nikita.decay_tids(p_now, v_lo, v_hi);
-    EXCEPTION WHEN OTHERS THEN
-        -- Not a row's fault: resources (53: disk full, out of memory), lock or object state
-        -- (55: lock_timeout), operator intervention (57), system (58), internal (XX), a
-        -- serialization failure or deadlock (40). Retrying row by row would fail the same way
-        -- for each: the batch fails, and with it the run (run_job records and alerts).
-        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
-        IF pg_catalog.left(v_state, 2) IN ('40', '53', '55', '57', '58', 'XX') THEN
-            RAISE;
+    IF v_kind IN ('remove_keyboard', 'force_reply') THEN
+        IF p_markup -> v_kind IS DISTINCT FROM 'true'::jsonb THEN
+            RAISE EXCEPTION 'content.reply_markup.% must be true', v_kind USING ERRCODE = '22023';
         END IF;
-        -- One bad row must not stop decay for everyone: the batch (rolled back to here) is
-        -- re-run in eighths, each its own subtransaction, a failing part split again down to
-        -- one player, who is skipped and reported. Every other player is decayed, set-based.
-        -- Splitting rather than one statement per player: a bad row that stays costs about
-        -- twice its batch each run, not one statement for each of the batch's players.
-        v_res := '{"due": 0, "decayed": 0, "game_overs": 0, "points": 0}'::jsonb;
-        SELECT pg_catalog.array_agg(u.ctid ORDER BY u.ctid) INTO v_tids
-        FROM nikita.users AS u
-        WHERE
-            u.ctid >= v_lo
-            AND u.ctid < v_hi
-            AND u.game_status = 'active'
-            AND u.onboarding_status IN ('completed', 'skipped');
-        v_from := ARRAY[1];
-        v_to := ARRAY[coalesce(pg_catalog.cardinality(v_tids), 0)];
-        WHILE pg_catalog.cardinality(v_from) > 0 LOOP
-            v_i := v_from[pg_catalog.cardinality(v_from)];
-            v_j := v_to[pg_catalog.cardinality(v_to)];
-            v_from := v_from[1:pg_catalog.cardinality(v_from) - 1];
-            v_to := v_to[1:pg_catalog.cardinality(v_to) - 1];
-            CONTINUE WHEN v_i > v_j;
-            -- The TID just after the part's last row: [first row, that) holds the part.
-            v_top := pg_catalog.format(
-                '(%s,%s)',
-                (v_tids[v_j]::text::point)[0]::bigint,
-                (v_tids[v_j]::text::point)[1]::bigint + 1
-            )::tid;
-            BEGIN
-                v_part := nikita.decay_tids(p_now, v_tids[v_i], v_top);
-                v_res := pg_catalog.jsonb_build_object(
-                    'due', (v_res ->> 'due')::bigint + (v_part ->> 'due')::bigint,
-                    'decayed', (v_res ->> 'decayed')::bigint + (v_part ->> 'decayed')::bigint,
-                    'game_overs',
-                    (v_res ->> 'game_overs')::bigint + (v_part ->> 'game_overs')::bigint,
-                    'points', (v_res ->> 'points')::numeric + (v_part ->> 'points')::numeric
-                );
-            EXCEPTION WHEN OTHERS THEN
-                GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
-                IF pg_catalog.left(v_state, 2) IN ('40', '53', '55', '57', '58', 'XX') THEN
-                    RAISE;  -- not a row's fault, as above
-                END IF;
-                IF v_i = v_j THEN
-                    v_skipped := v_skipped + 1;
-                    IF pg_catalog.jsonb_array_length(v_rows) < 20 THEN
-                        v_rows := v_rows || pg_catalog.jsonb_build_array(
-                            pg_catalog.jsonb_build_object(
-                                'user_id',
-                                (SELECT u.id FROM nikita.users AS u WHERE u.ctid = v_tids[v_i]),
-                                'sqlstate', v_state,
-                                'error', pg_catalog.left(v_error, 500)
-                            )
-                        );
-                    END IF;
-                ELSE
-                    -- Eighths, pushed last first: the first runs next (the table's order).
-                    v_step := ceil((v_j - v_i + 1) / 8.0)::integer;
-                    FOR v_n IN REVERSE (v_j - v_i) / v_step .. 0 LOOP
-                        v_from := v_from || (v_i + v_n * v_step);
-                        v_to := v_to || least(v_j, v_i + (v_n + 1) * v_step - 1);
-                    END LOOP;
-                END IF;
-            END;
-        END LOOP;
-    END;
+    END IF;
+    v_value := p_markup -> 'input_field_placeholder';
+    IF v_value IS NOT NULL AND (pg_catalog.jsonb_typeof(v_value) <> 'string'
+        OR pg_catalog.length(v_value #>> '{}') NOT BETWEEN 1 AND 64) THEN
+        RAISE EXCEPTION 'content.reply_markup.input_field_placeholder must be a string of 1 to 64 '
+            'characters'
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT string_agg(k.key, ', ' ORDER BY k.key) INTO v_unknown
+    FROM pg_catalog.jsonb_each(p_markup) AS k
+    WHERE k.key IN ('is_persistent', 'resize_keyboard', 'one_time_keyboard', 'selective')
+        AND pg_catalog.jsonb_typeof(k.value) <> 'boolean';
+    IF v_unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'content.reply_markup: % must be boolean', v_unknown
+            USING ERRCODE = '22023';
+    END IF;
+    IF v_kind NOT IN ('inline_keyboard', 'keyboard') THEN
+        RETURN;
+    END IF;
 
-    IF v_skipped > 0 THEN
-        -- One ops alert per run (every batch of a run shares p_now, hence the key), when an
-        -- alert chat is set. Its failure is reported, never fails the batch.
-        BEGIN
-            v_chat := nikita.setting_bigint('alert_chat_id');
-            v_key := 'ops_alert:decay_skipped:'
-                || pg_catalog.to_char(p_now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US');
-            IF v_chat IS NOT NULL AND NOT EXISTS (
-                SELECT 1 FROM nikita.scheduled_events AS e
-                WHERE e.event_type = 'ops_alert' AND e.dedupe_key = v_key
-            ) THEN
-                v_alert := nikita.schedule_event(
-                    NULL,
-                    'telegram',
-                    'ops_alert',
-                    pg_catalog.jsonb_build_object(
-                        'chat_id', v_chat,
-                        'text', pg_catalog.format(
-                            'nikita-tasks: decay at %s UTC in database %s skipped player(s) it '
-                            || 'could not decay, first %s: %s (SQLSTATE %s). Every other player '
-                            || 'was decayed; see the result of the decay job (skipped_rows).',
-                            pg_catalog.to_char(p_now AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-                            pg_catalog.current_database(),
-                            v_rows -> 0 ->> 'user_id',
-                            pg_catalog.left(v_rows -> 0 ->> 'error', 1000),
-                            v_rows -> 0 ->> 'sqlstate'
-                        )
-                    ),
-                    p_now,
-                    v_key
-                );
+    -- A keyboard: an array of rows, each an array of buttons.
+    v_rows := p_markup -> v_kind;
+    IF pg_catalog.jsonb_typeof(v_rows) <> 'array' THEN
+        RAISE EXCEPTION 'content.reply_markup.% must be an array of rows', v_kind
+            USING ERRCODE = '22023';
+    END IF;
+    FOR r IN 0 .. pg_catalog.jsonb_array_length(v_rows) - 1 LOOP
+        v_row := v_rows -> r;
+        IF pg_catalog.jsonb_typeof(v_row) <> 'array' THEN
+            RAISE EXCEPTION 'content.reply_markup.%[%] must be an array of buttons', v_kind, r
+                USING ERRCODE = '22023';
+        END IF;
+        IF v_kind = 'inline_keyboard' AND pg_catalog.jsonb_array_length(v_row) > 8 THEN
+            RAISE EXCEPTION 'content.reply_markup.inline_keyboard[%] has % buttons; at most 8 a row',
+                r, pg_catalog.jsonb_array_length(v_row)
+                USING ERRCODE = '22023';
+        END IF;
+        v_total := v_total + pg_catalog.jsonb_array_length(v_row);
+        IF v_kind = 'inline_keyboard' AND v_total > 100 THEN
+            RAISE EXCEPTION 'content.reply_markup.inline_keyboard has more than 100 buttons'
+                USING ERRCODE = '22023';
+        END IF;
+        FOR b IN 0 .. pg_catalog.jsonb_array_length(v_row) - 1 LOOP
+            v_button := v_row -> b;
+            v_where := pg_catalog.format('content.reply_markup.%s[%s][%s]', v_kind, r, b);
+            -- A reply keyboard button may be just its text.
+            IF v_kind = 'keyboard' AND pg_catalog.jsonb_typeof(v_button) = 'string' THEN
+                v_button := pg_catalog.jsonb_build_object('text', v_button);
             END IF;
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS v_alert_error = MESSAGE_TEXT;
-        END;
-    END IF;
-
-    RETURN v_res || pg_catalog.jsonb_build_object(
-        'skipped', v_skipped,
-        'skipped_rows', v_rows,
-        'next_page', p_first_page + p_pages,
-        'table_pages', v_table_pages
-    ) || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-        'alert_event_id', v_alert, 'alert_error', v_alert_error
-    ));
+            IF pg_catalog.jsonb_typeof(v_button) <> 'object' THEN
+                RAISE EXCEPTION '% must be a button object', v_where USING ERRCODE = '22023';
+            END IF;
+            v_value := v_button -> 'text';
+            IF pg_catalog.jsonb_typeof(v_value) IS DISTINCT FROM 'string'
+                OR nikita.is_blank(v_value #>> '{}') THEN
+                RAISE EXCEPTION '%.text is required and must not be blank', v_where
+                    USING ERRCODE = '22023';
+            END IF;
+            v_text := v_value #>> '{}';
+            IF pg_catalog.length(v_text) > 256 THEN
+                RAISE EXCEPTION '%.text is % characters long; at most 256', v_where,
+                    pg_catalog.length(v_text)
+                    USING ERRCODE = '22023';
+            END IF;
+            v_value := v_button -> 'callback_data';
+            IF v_value IS NOT NULL AND (pg_catalog.jsonb_typeof(v_value) <> 'string'
+                OR pg_catalog.octet_length(v_value #>> '{}') NOT BETWEEN 1 AND 64) THEN
+                RAISE EXCEPTION '%.callback_data must be a string of 1 to 64 bytes, got % bytes',
+                    v_where, pg_catalog.octet_length(v_value #>> '{}')
+                    USING ERRCODE = '22023';
+            END IF;
+            v_value := v_button #> '{copy_text,text}';
+            IF v_button ? 'copy_text' AND (pg_catalog.jsonb_typeof(v_value) IS DISTINCT FROM 'string'
+                OR pg_catalog.length(v_value #>> '{}') NOT BETWEEN 1 AND 256) THEN
+                RAISE EXCEPTION '%.copy_text.text must be a string of 1 to 256 characters',
+                    v_where
+                    USING ERRCODE = '22023';
+            END IF;
+        END LOOP;
+    END LOOP;
 END
 $$;
 
 --
--- Name: FUNCTION apply_decay_batch(p_now timestamp with time zone, p_first_page bigint, p_pages integer); Type: COMMENT; Schema: nikita; Owner: -
+-- Name: FUNCTION _check_reply_markup(p_markup jsonb); Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON FUNCTION nikita.apply_decay_batch(p_now timestamp with time zone, p_first_page bigint, p_pages integer) IS 'Decay, as of p_now, the eligible players stored on pages p_first_page .. p_first_page + p_pages - 1 of nikita.users. A player that cannot be decayed (an error for that row) is skipped and reported, every other one is decayed, and one ops_alert per run goes to setting alert_chat_id. Returns {due, decayed, game_overs, points, skipped, skipped_rows (at most 20 of {user_id, sqlstate, error}), next_page, table_pages}; the caller continues at next_page while it is below table_pages. run_job(''decay'') commits each batch separately. Errors: 22004 p_now NULL, 22023 p_now infinite or a bad page range, 42501 p_now not now() for a caller other than the owner.';
+COMMENT ON FUNCTION nikita._check_reply_markup(p_markup jsonb) IS 'Internal: 22023 naming the member unless p_markup is a Telegram reply_markup within the Bot API''s limits (see functions/schedule_event.sql).';
 
 --
--- Name: cancel_event(uuid); Type: FUNCTION; Schema: nikita; Owner: -
+-- Name: _check_setting_value(text, text, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
-CREATE FUNCTION nikita.cancel_event(p_id uuid) RETURNS boolean
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-BEGIN
-    IF p_id IS NULL THEN
-        RAISE EXCEPTION 'id must not be null' USING ERRCODE = '22004';
-    END IF;
-    UPDATE nikita.scheduled_events AS e
-    SET status = 'cancelled'
-    WHERE e.id = p_id AND e.status = 'pending';
-    RETURN FOUND;
-END
-$$;
-
---
--- Name: FUNCTION cancel_event(p_id uuid); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.cancel_event(p_id uuid) IS 'Cancel a pending event. True when cancelled; false when it is unknown, in flight or already settled (it is left as it is). 22004 for a null id.';
-
---
--- Name: cancel_user_events(uuid); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.cancel_user_events(p_user_id uuid) RETURNS integer
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_n integer;
-BEGIN
-    IF p_user_id IS NULL THEN
-        RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22004';
-    END IF;
-    UPDATE nikita.scheduled_events AS e
-    SET status = 'cancelled'
-    WHERE e.user_id = p_user_id AND e.status = 'pending';
-    GET DIAGNOSTICS v_n = ROW_COUNT;
-    RETURN v_n;
-END
-$$;
-
---
--- Name: FUNCTION cancel_user_events(p_user_id uuid); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.cancel_user_events(p_user_id uuid) IS 'Cancel every pending event of a user (e.g. game over); returns how many. Events in flight are not recalled. An unknown user has nothing to cancel (0). 22004 for a null user_id.';
-
---
--- Name: check_setting_value(text, text, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.check_setting_value(p_key text, p_type text, p_value jsonb) RETURNS boolean
+CREATE FUNCTION nikita._check_setting_value(p_key text, p_type text, p_value jsonb) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -409,16 +340,16 @@ END
 $$;
 
 --
--- Name: FUNCTION check_setting_value(p_key text, p_type text, p_value jsonb); Type: COMMENT; Schema: nikita; Owner: -
+-- Name: FUNCTION _check_setting_value(p_key text, p_type text, p_value jsonb); Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON FUNCTION nikita.check_setting_value(p_key text, p_type text, p_value jsonb) IS 'CHECK settings_value_valid: true, or 23514 naming the key and its rule. max_lateness 1 minute..30 days; *_retention 1 hour..3650 days; conversation_idle_timeout 1 minute..7 days; conversation_max_attempts 1..100; decay_batch_size, cleanup_batch_size 1..1000000; alert_chat_id a non-zero bigint or null; game_over_text 1..4096 characters, not blank. Every one but alert_chat_id must be set. Other keys: no rule.';
+COMMENT ON FUNCTION nikita._check_setting_value(p_key text, p_type text, p_value jsonb) IS 'CHECK settings_value_valid: true, or 23514 naming the key and its rule. max_lateness 1 minute..30 days; *_retention 1 hour..3650 days; conversation_idle_timeout 1 minute..7 days; conversation_max_attempts 1..100; decay_batch_size, cleanup_batch_size 1..1000000; alert_chat_id a non-zero bigint or null; game_over_text 1..4096 characters, not blank. Every one but alert_chat_id must be set. Other keys: no rule.';
 
 --
--- Name: checked_now(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
+-- Name: _checked_now(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
-CREATE FUNCTION nikita.checked_now(p_now timestamp with time zone) RETURNS timestamp with time zone
+CREATE FUNCTION nikita._checked_now(p_now timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -461,539 +392,21 @@ END
 $$;
 
 --
--- Name: FUNCTION checked_now(p_now timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
+-- Name: FUNCTION _checked_now(p_now timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON FUNCTION nikita.checked_now(p_now timestamp with time zone) IS 'p_now if the caller may use it, else 42501. NULL: 22004. now(): always allowed. Any other time only for a caller that is a member of the owner of schema nikita or of role nikita_jobs (when it exists: the role pg_cron runs the jobs as; run_job pins one p_now across the batches it commits, so its p_now is not now() after the first COMMIT). The caller is coalesce(nullif(current_setting(''role''), ''none''), session_user), and current_user must be trusted as well. Checked on PostgreSQL 15: SET ROLE sets the role setting (session_user unchanged); SET SESSION AUTHORIZATION changes session_user and resets role to none; SECURITY DEFINER functions, nested too, change current_user but neither session_user nor role, and may not SET ROLE or set_config(''role'') (refused inside them); a session can only set role to a role its session user is a member of; a login role that is a member of nikita_worker has session_user = itself, role none. So the caller is the identity the session authenticated as, or a role it may become, whatever definer functions lie between.';
+COMMENT ON FUNCTION nikita._checked_now(p_now timestamp with time zone) IS 'p_now if the caller may use it, else 42501. NULL: 22004. now(): always allowed. Any other time only for a caller that is a member of the owner of schema nikita or of role nikita_jobs (when it exists: the role pg_cron runs the jobs as; run_job pins one p_now across the batches it commits, so its p_now is not now() after the first COMMIT). The caller is coalesce(nullif(current_setting(''role''), ''none''), session_user), and current_user must be trusted as well. Checked on PostgreSQL 15: SET ROLE sets the role setting (session_user unchanged); SET SESSION AUTHORIZATION changes session_user and resets role to none; SECURITY DEFINER functions, nested too, change current_user but neither session_user nor role, and may not SET ROLE or set_config(''role'') (refused inside them); a session can only set role to a role its session user is a member of; a login role that is a member of nikita_worker has session_user = itself, role none. So the caller is the identity the session authenticated as, or a role it may become, whatever definer functions lie between.';
 
 --
--- Name: claim_conversations(text, integer, interval); Type: FUNCTION; Schema: nikita; Owner: -
+-- Name: _conversation_max_attempts(); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
-CREATE FUNCTION nikita.claim_conversations(p_worker text, p_max integer DEFAULT 10, p_lease interval DEFAULT '00:05:00'::interval) RETURNS TABLE(id uuid, lock_token uuid, user_id uuid, platform text, started_at timestamp with time zone, ended_at timestamp with time zone, processing_attempts integer)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-BEGIN
-    IF p_worker IS NULL OR pg_catalog.btrim(p_worker) = '' THEN
-        RAISE EXCEPTION 'worker must be a non-empty name' USING ERRCODE = '22023';
-    END IF;
-    IF p_max IS NULL OR p_max < 1 OR p_max > 1000 THEN
-        RAISE EXCEPTION 'max must be between 1 and 1000, got %', coalesce(p_max::text, 'NULL')
-            USING ERRCODE = '22023';
-    END IF;
-    IF p_lease IS NULL OR p_lease < interval '1 second' OR p_lease > interval '1 day' THEN
-        RAISE EXCEPTION 'lease must be between 1 second and 1 day, got %',
-            coalesce(p_lease::text, 'NULL') USING ERRCODE = '22023';
-    END IF;
-    RETURN QUERY
-    WITH picked AS (
-        SELECT c.id
-        FROM nikita.conversations AS c
-        WHERE c.status = 'ended'
-        ORDER BY c.ended_at, c.id
-        LIMIT p_max
-        FOR UPDATE SKIP LOCKED
-    )
-
-    UPDATE nikita.conversations AS c
-    SET
-        status = 'processing',
-        processing_attempts = c.processing_attempts + 1,
-        locked_by = pg_catalog.left(p_worker, 200),
-        locked_until = pg_catalog.now() + p_lease,
-        lock_token = pg_catalog.gen_random_uuid()
-    FROM picked AS p
-    WHERE c.id = p.id
-    RETURNING
-        c.id, c.lock_token, c.user_id, c.platform, c.started_at, c.ended_at,
-        c.processing_attempts;
-END
-$$;
-
---
--- Name: FUNCTION claim_conversations(p_worker text, p_max integer, p_lease interval); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.claim_conversations(p_worker text, p_max integer, p_lease interval) IS 'Claim up to p_max ended conversations (oldest end first, SKIP LOCKED) for worker p_worker with a lease of p_lease; each claim counts one processing attempt. Returns the lock_token that complete_conversation / fail_conversation need.';
-
---
--- Name: claim_events(text, integer, interval, integer); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.claim_events(p_worker text, p_max integer DEFAULT 50, p_lease interval DEFAULT '00:02:00'::interval, p_max_voice integer DEFAULT NULL::integer) RETURNS TABLE(id uuid, lock_token uuid, user_id uuid, platform text, event_type text, content jsonb, scheduled_at timestamp with time zone, attempts integer)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    SET jit TO 'off'
-    AS $$
-#variable_conflict use_column
-DECLARE
-    v_oldest timestamptz;
-    v_ids uuid[] := ARRAY[]::uuid[];
-    v_users uuid[] := ARRAY[]::uuid[];
-BEGIN
-    IF p_worker IS NULL THEN
-        RAISE EXCEPTION 'worker must not be null' USING ERRCODE = '22004';
-    END IF;
-    IF pg_catalog.length(p_worker) NOT BETWEEN 1 AND 200 THEN
-        RAISE EXCEPTION 'worker must be 1 to 200 characters' USING ERRCODE = '22023';
-    END IF;
-    IF p_max IS NULL THEN
-        RAISE EXCEPTION 'max must not be null' USING ERRCODE = '22004';
-    END IF;
-    IF p_max NOT BETWEEN 1 AND 10000 THEN
-        RAISE EXCEPTION 'max must be between 1 and 10000, got %', p_max USING ERRCODE = '22023';
-    END IF;
-    IF p_lease IS NULL THEN
-        RAISE EXCEPTION 'lease must not be null' USING ERRCODE = '22004';
-    END IF;
-    IF p_lease < interval '1 second' OR p_lease > interval '1 day' THEN
-        RAISE EXCEPTION 'lease must be between 1 second and 1 day, got %', p_lease
-            USING ERRCODE = '22023';
-    END IF;
-    IF p_max_voice < 0 THEN
-        RAISE EXCEPTION 'max_voice must not be negative, got %', p_max_voice
-            USING ERRCODE = '22023';
-    END IF;
-    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'claim_events must run in a READ COMMITTED transaction, not %',
-            pg_catalog.current_setting('transaction_isolation')
-            USING ERRCODE = '25000',
-            HINT = 'per-user exclusivity relies on fresh snapshots; use autocommit';
-    END IF;
-
-    -- Events later than max_lateness are never delivered: sweep_events fails them.
-    v_oldest := pg_catalog.now() - nikita.setting_interval('max_lateness');
-
-    -- 1. Candidates, in this statement's snapshot: row-locked (SKIP LOCKED) and, for players,
-    --    advisory-locked. The CASE keeps the order of the checks: only a user's head, of a user
-    --    not known to be in flight, costs a try-lock. Without a voice cap one statement over
-    --    every platform; with a cap, first the voice statement (at most the cap; none for 0),
-    --    then the same over the other platforms. The two differ only in the platform filter
-    --    and the index it lets the planner take: keep their CASE in step.
-    IF p_max_voice > 0 THEN
-        SELECT pg_catalog.array_agg(p.id),
-            pg_catalog.array_agg(p.user_id) FILTER (WHERE p.user_id IS NOT NULL)
-        INTO v_ids, v_users
-        FROM (
-            SELECT e.id, e.user_id
-            FROM nikita.scheduled_events AS e
-            WHERE e.status = 'pending'
-              AND e.platform = 'voice'
-              AND e.scheduled_at <= pg_catalog.now()
-              AND e.scheduled_at >= v_oldest
-              AND CASE
-                  WHEN e.user_id IS NULL THEN true
-                  WHEN e.user_id IN (
-                      SELECT s.user_id FROM nikita.scheduled_events AS s
-                      WHERE s.status = 'sending'
-                  ) THEN false
-                  WHEN (
-                      SELECT o.seq FROM nikita.scheduled_events AS o
-                      WHERE o.user_id = e.user_id
-                        AND o.status = 'pending'
-                        AND o.scheduled_at >= v_oldest
-                      ORDER BY o.user_id, coalesce(o.order_at, o.scheduled_at), o.seq
-                      LIMIT 1
-                  ) <> e.seq THEN false
-                  ELSE pg_catalog.pg_try_advisory_xact_lock(
-                      1852535157, pg_catalog.hashtext(e.user_id::text)
-                  )
-              END
-            ORDER BY e.scheduled_at
-            LIMIT least(p_max_voice, p_max)
-            FOR UPDATE SKIP LOCKED
-        ) AS p;
-        v_ids := coalesce(v_ids, ARRAY[]::uuid[]);
-        v_users := coalesce(v_users, ARRAY[]::uuid[]);
-    END IF;
-
-    IF pg_catalog.cardinality(v_ids) < p_max THEN
-        SELECT v_ids || coalesce(pg_catalog.array_agg(p.id), ARRAY[]::uuid[]) INTO v_ids
-        FROM (
-            SELECT e.id
-            FROM nikita.scheduled_events AS e
-            WHERE e.status = 'pending'
-              AND e.scheduled_at <= pg_catalog.now()
-              AND e.scheduled_at >= v_oldest
-              -- a voice cap: voice was the statement above's
-              AND (p_max_voice IS NULL OR e.platform <> 'voice')
-              AND CASE
-                  WHEN e.user_id IS NULL THEN true
-                  -- a user taken by the voice statement
-                  WHEN e.user_id = ANY(v_users) THEN false
-                  -- users known (to this statement's snapshot) to have an event in flight: one
-                  -- hashed set per statement, so their queued rows cost a hash probe
-                  WHEN e.user_id IN (
-                      SELECT s.user_id FROM nikita.scheduled_events AS s
-                      WHERE s.status = 'sending'
-                  ) THEN false
-                  -- only the user's head: one index-only probe of
-                  -- scheduled_events_user_order_idx, whose order the ORDER BY names so that the
-                  -- planner takes it even before the table has statistics. A head past
-                  -- max_lateness, left to the sweep, does not hold the user's newer events
-                  -- back; a head waiting for its retry or defer time (scheduled_at in the
-                  -- future, so not a candidate itself) does.
-                  WHEN (
-                      SELECT o.seq FROM nikita.scheduled_events AS o
-                      WHERE o.user_id = e.user_id
-                        AND o.status = 'pending'
-                        AND o.scheduled_at >= v_oldest
-                      ORDER BY o.user_id, coalesce(o.order_at, o.scheduled_at), o.seq
-                      LIMIT 1
-                  ) <> e.seq THEN false
-                  -- a user another claimer is claiming right now is skipped
-                  ELSE pg_catalog.pg_try_advisory_xact_lock(
-                      1852535157, pg_catalog.hashtext(e.user_id::text)
-                  )
-              END
-            ORDER BY e.scheduled_at
-            LIMIT p_max - pg_catalog.cardinality(v_ids)
-            FOR UPDATE SKIP LOCKED
-        ) AS p;
-    END IF;
-
-    IF pg_catalog.cardinality(v_ids) = 0 THEN
-        RETURN;
-    END IF;
-
-    -- 2. A new statement, so a new snapshot, taken after every lock of step 1 was granted: a
-    --    claim of one of these users committed by another claimer is visible now, and one
-    --    not yet committed would hold the user's lock. Users with an event in flight drop out.
-    RETURN QUERY
-    WITH claimed AS (
-        UPDATE nikita.scheduled_events AS e
-        SET status = 'sending',
-            attempts = e.attempts + 1,
-            locked_by = p_worker,
-            locked_until = pg_catalog.now() + p_lease,
-            lock_token = pg_catalog.gen_random_uuid(),
-            updated_at = pg_catalog.now()
-        WHERE e.id = ANY(v_ids)
-          AND (
-              e.user_id IS NULL
-              OR NOT EXISTS (
-                  SELECT 1 FROM nikita.scheduled_events AS s
-                  WHERE s.user_id = e.user_id AND s.status = 'sending'
-              )
-          )
-        RETURNING e.id, e.lock_token, e.user_id, e.platform, e.event_type, e.content,
-        e.scheduled_at, e.attempts
-    )
-
-    SELECT c.id, c.lock_token, c.user_id, c.platform, c.event_type, c.content, c.scheduled_at,
-        c.attempts
-    FROM claimed AS c
-    ORDER BY c.scheduled_at;
-END
-$$;
-
---
--- Name: FUNCTION claim_events(p_worker text, p_max integer, p_lease interval, p_max_voice integer); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.claim_events(p_worker text, p_max integer, p_lease interval, p_max_voice integer) IS 'Claim up to p_max due pending events (oldest first, SKIP LOCKED) for worker p_worker with a lease of p_lease: status sending, a fresh lock_token, attempts + 1 (returned: first delivery = 1). At most p_max_voice of them voice events (NULL: no limit; 0: none). Per user only the head (first pending event by the time the app asked for, then creation order) and at most one event in flight, also across concurrent claimers; ops_alert events without a user are not limited. Events more than max_lateness late are left to sweep_events. Must run in READ COMMITTED (25000 otherwise); bad arguments: 22004 (null worker, max, lease), 22023 (worker length, max outside 1..10000, lease outside 1 s..1 day, negative max_voice).';
-
---
--- Name: cleanup(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.cleanup(p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    SET jit TO 'off'
-    AS $_$
-DECLARE
-    v_batch bigint := nikita.setting_bigint('cleanup_batch_size');
-    v_event_keep interval := nikita.setting_interval('event_retention');
-    v_failed_keep interval := nikita.setting_interval('failed_event_retention');
-    v_job_keep interval := nikita.setting_interval('job_retention');
-    v_cron_keep interval := nikita.setting_interval('cron_run_retention');
-    v_n bigint;
-    v_sessions bigint := 0;
-    v_events bigint := 0;
-    v_failed_events bigint := 0;
-    v_jobs bigint := 0;
-    v_cron bigint := 0;
-    v_abandoned bigint;
-    v_cron_sql constant text := $sql$
-        DELETE FROM cron.job_run_details
-        WHERE runid IN (
-            SELECT d.runid
-            FROM cron.job_run_details AS d
-            WHERE d.jobid IN (SELECT j.jobid FROM cron.job AS j WHERE j.jobname LIKE 'nikita-%')
-              AND coalesce(d.end_time, d.start_time) < $1
-            LIMIT $2
-        )
-    $sql$;
-BEGIN
-    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
-    IF p_now IS NULL THEN
-        RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
-    END IF;
-    IF NOT pg_catalog.isfinite(p_now) THEN
-        RAISE EXCEPTION 'p_now must be a finite time, got %', p_now USING ERRCODE = '22023';
-    END IF;
-    IF v_batch IS NULL OR v_batch < 1 THEN
-        RAISE EXCEPTION 'setting cleanup_batch_size must be at least 1, got %',
-            coalesce(v_batch::text, 'NULL') USING ERRCODE = '22023';
-    END IF;
-    IF v_event_keep IS NULL OR v_failed_keep IS NULL OR v_job_keep IS NULL
-        OR v_cron_keep IS NULL THEN
-        RAISE EXCEPTION 'retention settings must be set (event_retention, '
-            'failed_event_retention, job_retention, cron_run_retention)'
-            USING ERRCODE = '22023';
-    END IF;
-
-    LOOP
-        DELETE FROM nikita.signup_sessions AS s
-        WHERE s.id IN (
-            SELECT x.id FROM nikita.signup_sessions AS x
-            WHERE x.expires_at < p_now
-            LIMIT v_batch
-        );
-        GET DIAGNOSTICS v_n = ROW_COUNT;
-        v_sessions := v_sessions + v_n;
-        EXIT WHEN v_n < v_batch;
-    END LOOP;
-
-    LOOP
-        DELETE FROM nikita.scheduled_events AS e
-        WHERE e.id IN (
-            SELECT x.id FROM nikita.scheduled_events AS x
-            WHERE x.status IN ('delivered', 'cancelled') AND x.updated_at < p_now - v_event_keep
-            LIMIT v_batch
-        );
-        GET DIAGNOSTICS v_n = ROW_COUNT;
-        v_events := v_events + v_n;
-        EXIT WHEN v_n < v_batch;
-    END LOOP;
-
-    LOOP
-        DELETE FROM nikita.scheduled_events AS e
-        WHERE e.id IN (
-            SELECT x.id FROM nikita.scheduled_events AS x
-            WHERE x.status = 'failed' AND x.updated_at < p_now - v_failed_keep
-            LIMIT v_batch
-        );
-        GET DIAGNOSTICS v_n = ROW_COUNT;
-        v_failed_events := v_failed_events + v_n;
-        EXIT WHEN v_n < v_batch;
-    END LOOP;
-
-    LOOP
-        DELETE FROM nikita.job_executions AS j
-        WHERE j.id IN (
-            SELECT x.id FROM nikita.job_executions AS x
-            WHERE x.status <> 'running' AND x.started_at < p_now - v_job_keep
-            LIMIT v_batch
-        );
-        GET DIAGNOSTICS v_n = ROW_COUNT;
-        v_jobs := v_jobs + v_n;
-        EXIT WHEN v_n < v_batch;
-    END LOOP;
-
-    IF pg_catalog.to_regclass('cron.job_run_details') IS NOT NULL THEN
-        LOOP
-            EXECUTE v_cron_sql USING p_now - v_cron_keep, v_batch;
-            GET DIAGNOSTICS v_n = ROW_COUNT;
-            v_cron := v_cron + v_n;
-            EXIT WHEN v_n < v_batch;
-        END LOOP;
-    END IF;
-
-    -- A running row of a job whose advisory lock nobody holds was abandoned. (A live run takes
-    -- the lock before it writes its row and releases it after settling the row.)
-    UPDATE nikita.job_executions AS j
-    SET
-        status = 'failed',
-        completed_at = p_now,
-        error = 'abandoned: the run ended without recording a result'
-    FROM nikita.job_catalog AS c
-    WHERE
-        j.job_name = c.job_name
-        AND j.status = 'running'
-        AND j.started_at <= p_now
-        AND NOT EXISTS (
-            SELECT 1
-            FROM pg_catalog.pg_locks AS l
-            WHERE
-                l.locktype = 'advisory'
-                AND l.granted
-                AND l.database = (
-                    SELECT d.oid FROM pg_catalog.pg_database AS d
-                    WHERE d.datname = pg_catalog.current_database()
-                )
-                AND l.classid = nikita.job_lock_class()::oid
-                AND l.objid = c.lock_key::oid
-                AND l.objsubid = 2
-        );
-    GET DIAGNOSTICS v_abandoned = ROW_COUNT;
-
-    RETURN pg_catalog.jsonb_build_object(
-        'signup_sessions', v_sessions,
-        'events', v_events,
-        'failed_events', v_failed_events,
-        'job_executions', v_jobs,
-        'cron_run_details', v_cron,
-        'abandoned_jobs', v_abandoned
-    );
-END
-$_$;
-
---
--- Name: FUNCTION cleanup(p_now timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.cleanup(p_now timestamp with time zone) IS 'The cleanup job as of p_now: expired signup sessions; delivered/cancelled events past event_retention, failed past failed_event_retention; job rows past job_retention; nikita-* cron.job_run_details past cron_run_retention; abandoned running job rows -> failed. Deletes in batches of cleanup_batch_size. Returns the counts.';
-
---
--- Name: complete_conversation(uuid, uuid, text, text); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.complete_conversation(p_id uuid, p_lock_token uuid, p_summary text, p_emotional_tone text) RETURNS boolean
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-BEGIN
-    IF p_id IS NULL OR p_lock_token IS NULL THEN
-        RAISE EXCEPTION 'conversation id and lock token must not be null'
-            USING ERRCODE = '22004';
-    END IF;
-    UPDATE nikita.conversations AS c
-    SET
-        status = 'processed',
-        summary = p_summary,
-        emotional_tone = p_emotional_tone,
-        error = NULL,
-        locked_by = NULL,
-        locked_until = NULL,
-        lock_token = NULL
-    WHERE c.id = p_id AND c.status = 'processing' AND c.lock_token = p_lock_token;
-    RETURN FOUND;
-END
-$$;
-
---
--- Name: FUNCTION complete_conversation(p_id uuid, p_lock_token uuid, p_summary text, p_emotional_tone text); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.complete_conversation(p_id uuid, p_lock_token uuid, p_summary text, p_emotional_tone text) IS 'Mark a claimed conversation processed with its summary and emotional tone. False when the lease was lost (token no longer current): the result is dropped.';
-
---
--- Name: complete_event(uuid, uuid, text); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.complete_event(p_id uuid, p_lock_token uuid, p_provider_ref text DEFAULT NULL::text) RETURNS boolean
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-BEGIN
-    IF p_id IS NULL THEN
-        RAISE EXCEPTION 'id must not be null' USING ERRCODE = '22004';
-    END IF;
-    IF p_lock_token IS NULL THEN
-        RAISE EXCEPTION 'lock_token must not be null' USING ERRCODE = '22004';
-    END IF;
-
-    UPDATE nikita.scheduled_events AS e
-    SET status = 'delivered',
-        delivered_at = pg_catalog.now(),
-        -- Cut, never refused: a delivered event must settle (a refusal would send it twice).
-        provider_ref = pg_catalog.left(p_provider_ref, 1024),
-        locked_by = NULL,
-        locked_until = NULL,
-        lock_token = NULL,
-        updated_at = pg_catalog.now()
-    WHERE e.id = p_id AND e.lock_token = p_lock_token AND e.status = 'sending';
-    IF FOUND THEN
-        RETURN true;
-    END IF;
-
-    PERFORM nikita.queue_warn_lease_lost('complete_event', p_id, 'completed');
-    RETURN false;
-END
-$$;
-
---
--- Name: FUNCTION complete_event(p_id uuid, p_lock_token uuid, p_provider_ref text); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.complete_event(p_id uuid, p_lock_token uuid, p_provider_ref text) IS 'Mark a claimed event delivered (provider_ref: Telegram message_id or call id). True when done; false with a WARNING when the lock token is no longer the current claim (lease lost). 22004 for a null id or token.';
-
---
--- Name: complete_events(uuid[], uuid[], text[]); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.complete_events(p_ids uuid[], p_lock_tokens uuid[], p_provider_refs text[] DEFAULT NULL::text[]) RETURNS integer
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_done integer;
-BEGIN
-    IF p_ids IS NULL THEN
-        RAISE EXCEPTION 'ids must not be null' USING ERRCODE = '22004';
-    END IF;
-    IF p_lock_tokens IS NULL THEN
-        RAISE EXCEPTION 'lock_tokens must not be null' USING ERRCODE = '22004';
-    END IF;
-    IF pg_catalog.cardinality(p_lock_tokens) <> pg_catalog.cardinality(p_ids) THEN
-        RAISE EXCEPTION 'lock_tokens has % elements, ids has %',
-            pg_catalog.cardinality(p_lock_tokens), pg_catalog.cardinality(p_ids)
-            USING ERRCODE = '22023';
-    END IF;
-    IF p_provider_refs IS NOT NULL
-        AND pg_catalog.cardinality(p_provider_refs) <> pg_catalog.cardinality(p_ids) THEN
-        RAISE EXCEPTION 'provider_refs has % elements, ids has %',
-            pg_catalog.cardinality(p_provider_refs), pg_catalog.cardinality(p_ids)
-            USING ERRCODE = '22023';
-    END IF;
-
-    -- unnest() of several arrays (special syntax, not pg_catalog.unnest) pads a NULL
-    -- provider_refs with NULLs.
-    UPDATE nikita.scheduled_events AS e
-    SET status = 'delivered',
-        delivered_at = pg_catalog.now(),
-        provider_ref = pg_catalog.left(i.provider_ref, 1024),
-        locked_by = NULL,
-        locked_until = NULL,
-        lock_token = NULL,
-        updated_at = pg_catalog.now()
-    FROM unnest(p_ids, p_lock_tokens, p_provider_refs)
-        AS i (id, lock_token, provider_ref)
-    -- A lock token is set only while the event is 'sending' (CHECK
-    -- scheduled_events_lease_when_sending), so the token match is the state check. Spelling
-    -- out status = 'sending' would invite a scan of the partial index of in-flight rows, which
-    -- is full of dead entries during a fast drain; the primary key is the way in.
-    WHERE e.id = i.id AND e.lock_token = i.lock_token;
-    GET DIAGNOSTICS v_done = ROW_COUNT;
-
-    IF v_done < pg_catalog.cardinality(p_ids) THEN
-        RAISE WARNING 'complete_events: % of % events not completed: lease lost',
-            pg_catalog.cardinality(p_ids) - v_done, pg_catalog.cardinality(p_ids)
-            USING ERRCODE = '01000';
-    END IF;
-    RETURN v_done;
-END
-$$;
-
---
--- Name: FUNCTION complete_events(p_ids uuid[], p_lock_tokens uuid[], p_provider_refs text[]); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.complete_events(p_ids uuid[], p_lock_tokens uuid[], p_provider_refs text[]) IS 'Batch complete_event: ids, lock tokens and (optional) provider refs as parallel arrays. Returns how many were completed; the others lost their lease (one WARNING). 22004 null array, 22023 arrays of different lengths.';
-
---
--- Name: conversation_max_attempts(); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.conversation_max_attempts() RETURNS integer
+CREATE FUNCTION nikita._conversation_max_attempts() RETURNS integer
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_max bigint := nikita.setting_bigint('conversation_max_attempts');
+    v_max bigint := nikita._setting_bigint('conversation_max_attempts');
 BEGIN
     IF v_max IS NULL OR v_max < 1 OR v_max > 100 THEN
         RAISE EXCEPTION 'setting conversation_max_attempts must be between 1 and 100, got %',
@@ -1004,61 +417,21 @@ END
 $$;
 
 --
--- Name: FUNCTION conversation_max_attempts(); Type: COMMENT; Schema: nikita; Owner: -
+-- Name: FUNCTION _conversation_max_attempts(); Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON FUNCTION nikita.conversation_max_attempts() IS 'Setting conversation_max_attempts, checked (1..100; 22023 otherwise).';
+COMMENT ON FUNCTION nikita._conversation_max_attempts() IS 'Setting conversation_max_attempts, checked (1..100; 22023 otherwise).';
 
 --
--- Name: current_user_id(); Type: FUNCTION; Schema: nikita; Owner: -
+-- Name: _decay_batch_pages(); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
-CREATE FUNCTION nikita.current_user_id() RETURNS uuid
+CREATE FUNCTION nikita._decay_batch_pages() RETURNS integer
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_sub text;
-    v_id uuid;
-    -- Dynamic so the function also compiles where schema auth does not exist.
-    v_auth_uid constant text := 'SELECT auth.uid()';
-BEGIN
-    IF pg_catalog.to_regprocedure('auth.uid()') IS NOT NULL THEN
-        EXECUTE v_auth_uid INTO v_id;
-        RETURN v_id;
-    END IF;
-    v_sub := coalesce(
-        nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub',
-        nullif(pg_catalog.current_setting('request.jwt.claim.sub', true), '')
-    );
-    IF v_sub IS NULL THEN
-        RETURN NULL;
-    END IF;
-    BEGIN
-        RETURN v_sub::uuid;
-    EXCEPTION WHEN invalid_text_representation THEN
-        RAISE EXCEPTION 'JWT sub claim is not a uuid: %', v_sub
-            USING ERRCODE = '22P02', HINT = 'nikita players are identified by their users.id';
-    END;
-END
-$$;
-
---
--- Name: FUNCTION current_user_id(); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.current_user_id() IS 'The player (users.id) of the current request: auth.uid() on Supabase, else the JWT sub claim.';
-
---
--- Name: decay_batch_pages(); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.decay_batch_pages() RETURNS integer
-    LANGUAGE plpgsql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_size bigint := nikita.setting_bigint('decay_batch_size');
+    v_size bigint := nikita._setting_bigint('decay_batch_size');
     v_per_page double precision;
 BEGIN
     IF v_size IS NULL OR v_size < 1 OR v_size > 1000000 THEN
@@ -1075,16 +448,16 @@ END
 $$;
 
 --
--- Name: FUNCTION decay_batch_pages(); Type: COMMENT; Schema: nikita; Owner: -
+-- Name: FUNCTION _decay_batch_pages(); Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON FUNCTION nikita.decay_batch_pages() IS 'Pages of nikita.users per decay batch: setting decay_batch_size over players per page.';
+COMMENT ON FUNCTION nikita._decay_batch_pages() IS 'Pages of nikita.users per decay batch: setting decay_batch_size over players per page.';
 
 --
--- Name: decay_tids(timestamp with time zone, tid, tid); Type: FUNCTION; Schema: nikita; Owner: -
+-- Name: _decay_tids(timestamp with time zone, tid, tid); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
-CREATE FUNCTION nikita.decay_tids(p_now timestamp with time zone, p_lo tid, p_hi tid) RETURNS jsonb
+CREATE FUNCTION nikita._decay_tids(p_now timestamp with time zone, p_lo tid, p_hi tid) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET jit TO 'off'
@@ -1096,7 +469,7 @@ DECLARE
     v_game_over uuid[];
     v_text text;
 BEGIN
-    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     WITH rules AS MATERIALIZED (
         -- Per chapter, computed once (not per player): the horizon. An accrual longer than
         -- that empties any score (at most 100) whatever its length: whole local days of 20
@@ -1379,7 +752,7 @@ BEGIN
     IF v_game_over IS NOT NULL THEN
         -- Cancel first, then queue: the game_over message must not be cancelled with the rest.
         PERFORM nikita.cancel_user_events(g.id) FROM pg_catalog.unnest(v_game_over) AS g (id);
-        v_text := nikita.setting_text('game_over_text');
+        v_text := nikita._setting_text('game_over_text');
         IF coalesce(v_text, '') <> '' THEN
             PERFORM nikita.schedule_event(
                 u.id, 'telegram', 'game_over', pg_catalog.jsonb_build_object('text', v_text),
@@ -1400,10 +773,1806 @@ END
 $$;
 
 --
--- Name: FUNCTION decay_tids(p_now timestamp with time zone, p_lo tid, p_hi tid); Type: COMMENT; Schema: nikita; Owner: -
+-- Name: FUNCTION _decay_tids(p_now timestamp with time zone, p_lo tid, p_hi tid); Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON FUNCTION nikita.decay_tids(p_now timestamp with time zone, p_lo tid, p_hi tid) IS 'Internal: decay, as of p_now, the eligible players whose row is stored at a TID in [p_lo, p_hi), set-based, game overs included. Returns {due, decayed, game_overs, points}. Called by apply_decay_batch for its page range, and for parts of it down to one row when it fails.';
+COMMENT ON FUNCTION nikita._decay_tids(p_now timestamp with time zone, p_lo tid, p_hi tid) IS 'Internal: decay, as of p_now, the eligible players whose row is stored at a TID in [p_lo, p_hi), set-based, game overs included. Returns {due, decayed, game_overs, points}. Called by apply_decay_batch for its page range, and for parts of it down to one row when it fails.';
+
+--
+-- Name: _first_claimable(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._first_claimable(p_oldest timestamp with time zone, p_until timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT e.scheduled_at
+    FROM nikita.scheduled_events AS e
+    WHERE e.status = 'pending'
+      AND e.scheduled_at >= p_oldest
+      AND e.scheduled_at <= p_until
+      AND CASE
+          WHEN e.user_id IS NULL THEN true
+          WHEN e.user_id IN (
+              SELECT s.user_id FROM nikita.scheduled_events AS s WHERE s.status = 'sending'
+          ) THEN false
+          ELSE e.seq = (
+              SELECT o.seq FROM nikita.scheduled_events AS o
+              WHERE o.user_id = e.user_id
+                AND o.status = 'pending'
+                AND o.scheduled_at >= p_oldest
+              ORDER BY o.user_id, coalesce(o.order_at, o.scheduled_at), o.seq
+              LIMIT 1
+          )
+      END
+    ORDER BY e.scheduled_at
+    LIMIT 1
+$$;
+
+--
+-- Name: FUNCTION _first_claimable(p_oldest timestamp with time zone, p_until timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._first_claimable(p_oldest timestamp with time zone, p_until timestamp with time zone) IS 'Internal: scheduled_at of the first claimable pending event (an ops alert, or the head of a user with nothing in flight) between p_oldest and p_until; NULL when none.';
+
+--
+-- Name: _is_job_name(text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._is_job_name(p_name text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM nikita.job_catalog AS c WHERE c.job_name = p_name);
+END
+$$;
+
+--
+-- Name: FUNCTION _is_job_name(p_name text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._is_job_name(p_name text) IS 'Internal (CHECK job_executions_job_name_valid): p_name is a job of nikita.job_catalog.';
+
+--
+-- Name: _iso8601(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._iso8601(p_at timestamp with time zone) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$$;
+
+--
+-- Name: FUNCTION _iso8601(p_at timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._iso8601(p_at timestamp with time zone) IS 'Internal: p_at as ISO 8601 in UTC with microseconds (the nikita_events payload format).';
+
+--
+-- Name: _job_alert(text, text, timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._job_alert(p_job text, p_error text, p_now timestamp with time zone DEFAULT now()) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_chat bigint := nikita._setting_bigint('alert_chat_id');
+BEGIN
+    p_now := nikita._checked_now(p_now);
+    IF v_chat IS NULL THEN
+        RETURN NULL;  -- alerts disabled
+    END IF;
+    -- At most one alert per job per hour: a minutely job failing all day is one alert an hour.
+    IF EXISTS (
+        SELECT 1
+        FROM nikita.job_executions AS e
+        WHERE
+            e.job_name = p_job
+            AND e.started_at > p_now - interval '1 hour'
+            AND e.status = 'failed'
+            AND e.result ? 'alert_event_id'
+    ) THEN
+        RETURN NULL;
+    END IF;
+    RETURN nikita.schedule_event(
+        NULL,
+        'telegram',
+        'ops_alert',
+        pg_catalog.jsonb_build_object(
+            'chat_id', v_chat,
+            'text', pg_catalog.format(
+                'nikita-tasks: job %s failed at %s UTC in database %s: %s',
+                p_job,
+                pg_catalog.to_char(p_now AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+                pg_catalog.current_database(),
+                pg_catalog.left(coalesce(p_error, 'unknown error'), 2000)
+            )
+        ),
+        p_now,
+        'ops_alert:job_failed:' || p_job
+    );
+END
+$$;
+
+--
+-- Name: FUNCTION _job_alert(p_job text, p_error text, p_now timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._job_alert(p_job text, p_error text, p_now timestamp with time zone) IS 'Queue an ops_alert Telegram event to setting alert_chat_id saying job p_job failed with p_error; NULL when no alert chat is set or this job already alerted within the hour. Internal to run_job (SECURITY DEFINER: the jobs role has no right on the events).';
+
+--
+-- Name: _job_cleanup_step(timestamp with time zone, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._job_cleanup_step(p_now timestamp with time zone, p_state jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    p_now := nikita._checked_now(p_now);
+    RETURN pg_catalog.jsonb_build_object('done', true, 'result', nikita.cleanup(p_now));
+END
+$$;
+
+--
+-- Name: FUNCTION _job_cleanup_step(p_now timestamp with time zone, p_state jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._job_cleanup_step(p_now timestamp with time zone, p_state jsonb) IS 'Internal: the cleanup job''s only step: cleanup as of p_now, as the owner (p_state unused).';
+
+--
+-- Name: _job_conversations_step(timestamp with time zone, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._job_conversations_step(p_now timestamp with time zone, p_state jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    p_now := nikita._checked_now(p_now);
+    RETURN pg_catalog.jsonb_build_object(
+        'done', true, 'result', nikita.detect_stale_conversations(p_now)
+    );
+END
+$$;
+
+--
+-- Name: FUNCTION _job_conversations_step(p_now timestamp with time zone, p_state jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._job_conversations_step(p_now timestamp with time zone, p_state jsonb) IS 'Internal: the conversations job''s only step: detect_stale_conversations as of p_now, as the owner (p_state unused).';
+
+--
+-- Name: _job_decay_step(timestamp with time zone, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._job_decay_step(p_now timestamp with time zone, p_state jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_t0 timestamptz := pg_catalog.clock_timestamp();
+    v_r jsonb := p_state -> 'result';
+    v_pages integer := (p_state ->> 'pages')::integer;
+    v_batch jsonb;
+    v_ms numeric;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    IF p_state IS NULL THEN
+        RETURN pg_catalog.jsonb_build_object(
+            'done', false,
+            'page', 0,
+            'result', pg_catalog.jsonb_build_object(
+                'decayed', 0, 'game_overs', 0, 'points', 0, 'due', 0, 'batches', 0,
+                'skipped', 0, 'skipped_rows', '[]'::jsonb, 'max_batch_ms', 0, 'p_now', p_now
+            )
+        );
+    END IF;
+    v_pages := coalesce(v_pages, nikita._decay_batch_pages());
+    v_batch := nikita.apply_decay_batch(p_now, (p_state ->> 'page')::bigint, v_pages);
+    v_ms := extract(EPOCH FROM pg_catalog.clock_timestamp() - v_t0) * 1000;
+    RETURN pg_catalog.jsonb_build_object(
+        'done', (v_batch ->> 'next_page')::bigint >= (v_batch ->> 'table_pages')::bigint,
+        'page', (v_batch ->> 'next_page')::bigint,
+        'pages', v_pages,
+        'result', pg_catalog.jsonb_build_object(
+            'decayed', (v_r ->> 'decayed')::bigint + (v_batch ->> 'decayed')::bigint,
+            'game_overs', (v_r ->> 'game_overs')::bigint + (v_batch ->> 'game_overs')::bigint,
+            'points', (v_r ->> 'points')::numeric + (v_batch ->> 'points')::numeric,
+            'due', (v_r ->> 'due')::bigint + (v_batch ->> 'due')::bigint,
+            'batches', (v_r ->> 'batches')::integer + 1,
+            'skipped', (v_r ->> 'skipped')::bigint
+            + coalesce((v_batch ->> 'skipped')::bigint, 0),
+            'skipped_rows', pg_catalog.jsonb_path_query_array(
+                (v_r -> 'skipped_rows') || coalesce(v_batch -> 'skipped_rows', '[]'::jsonb),
+                '$[0 to 19]'
+            ),
+            'max_batch_ms', greatest(
+                (v_r ->> 'max_batch_ms')::numeric, pg_catalog.round(v_ms, 1)
+            ),
+            'p_now', v_r -> 'p_now'
+        )
+    );
+END
+$_$;
+
+--
+-- Name: FUNCTION _job_decay_step(p_now timestamp with time zone, p_state jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._job_decay_step(p_now timestamp with time zone, p_state jsonb) IS 'Internal: the decay job''s step (job_catalog.step): one batch of apply_decay_batch as of p_now from the page p_state names, the run''s counts folded into the state''s result; the first call (p_state NULL) only starts the state. See functions/job_catalog.sql.';
+
+--
+-- Name: _job_lock_class(); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._job_lock_class() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT 1313559617  -- 'NKTA'
+$$;
+
+--
+-- Name: FUNCTION _job_lock_class(); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._job_lock_class() IS 'Internal: first key of every job advisory lock, (_job_lock_class(), job_catalog.lock_key), session level, held by run_job. job_health writes it as the literal 1313559617 (its readers may execute no function).';
+
+--
+-- Name: _job_lock_key(text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._job_lock_key(p_name text) RETURNS integer
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_key integer;
+BEGIN
+    IF p_name IS NULL THEN
+        RAISE EXCEPTION 'job name must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT c.lock_key INTO v_key FROM nikita.job_catalog AS c WHERE c.job_name = p_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown job "%"', p_name
+            USING ERRCODE = '22023', HINT = 'one of: ' || (
+                SELECT pg_catalog.string_agg(c.job_name, ', ' ORDER BY c.lock_key)
+                FROM nikita.job_catalog AS c
+            );
+    END IF;
+    RETURN v_key;
+END
+$$;
+
+--
+-- Name: FUNCTION _job_lock_key(p_name text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._job_lock_key(p_name text) IS 'Internal to run_job: the second advisory lock key of job p_name (job_catalog.lock_key). NULL name: 22004; unknown name: 22023.';
+
+--
+-- Name: _job_record_end(bigint, jsonb, text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._job_record_end(p_id bigint, p_result jsonb, p_error text) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    UPDATE nikita.job_executions AS e
+    SET
+        status = CASE WHEN p_error IS NULL THEN 'completed' ELSE 'failed' END,
+        completed_at = pg_catalog.clock_timestamp(),
+        result = coalesce(p_result, '{}'::jsonb),
+        error = p_error,
+        duration_ms = (
+            extract(EPOCH FROM pg_catalog.clock_timestamp() - e.started_at) * 1000::numeric
+        )::integer
+    WHERE e.id = p_id AND e.status = 'running';
+$$;
+
+--
+-- Name: FUNCTION _job_record_end(p_id bigint, p_result jsonb, p_error text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._job_record_end(p_id bigint, p_result jsonb, p_error text) IS 'Internal to run_job: settle running row p_id as completed with p_result, or as failed with p_error (and p_result) when p_error is not NULL.';
+
+--
+-- Name: _job_record_skipped(text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._job_record_skipped(p_name text) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    INSERT INTO nikita.job_executions (job_name, status, completed_at, duration_ms, result)
+    SELECT
+        c.job_name, 'skipped', pg_catalog.clock_timestamp(), 0,
+        pg_catalog.jsonb_build_object('reason', 'the previous run is still running')
+    FROM nikita.job_catalog AS c
+    WHERE c.job_name = p_name;
+$$;
+
+--
+-- Name: FUNCTION _job_record_skipped(p_name text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._job_record_skipped(p_name text) IS 'Internal to run_job: a skipped job_executions row for job p_name (its lock was held).';
+
+--
+-- Name: _job_record_start(text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._job_record_start(p_name text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    PERFORM nikita._job_lock_key(p_name);
+    UPDATE nikita.job_executions AS e
+    SET
+        status = 'failed',
+        completed_at = pg_catalog.clock_timestamp(),
+        error = 'abandoned: the run ended without recording a result'
+    WHERE e.job_name = p_name AND e.status = 'running';
+
+    INSERT INTO nikita.job_executions (job_name, status)
+    VALUES (p_name, 'running')
+    RETURNING id INTO v_id;
+    RETURN v_id;
+END
+$$;
+
+--
+-- Name: FUNCTION _job_record_start(p_name text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._job_record_start(p_name text) IS 'Internal to run_job: fail the running rows of job p_name as abandoned and write a new running row; returns its id. Only while holding the job''s lock.';
+
+--
+-- Name: _job_step_function(text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._job_step_function(p_name text) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT p.proname::text
+    FROM nikita.job_catalog AS c
+    JOIN pg_catalog.pg_proc AS p ON p.oid = c.step::pg_catalog.regprocedure
+    WHERE c.job_name = p_name AND p.pronamespace = 'nikita'::pg_catalog.regnamespace;
+$$;
+
+--
+-- Name: FUNCTION _job_step_function(p_name text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._job_step_function(p_name text) IS 'Internal to run_job: the name in schema nikita of job p_name''s step function (job_catalog.step), NULL for an unknown job.';
+
+--
+-- Name: _job_summary_step(timestamp with time zone, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._job_summary_step(p_now timestamp with time zone, p_state jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    p_now := nikita._checked_now(p_now);
+    RETURN pg_catalog.jsonb_build_object(
+        'done', true, 'result', nikita.generate_daily_summaries(p_now)
+    );
+END
+$$;
+
+--
+-- Name: FUNCTION _job_summary_step(p_now timestamp with time zone, p_state jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._job_summary_step(p_now timestamp with time zone, p_state jsonb) IS 'Internal: the summary job''s only step: generate_daily_summaries (its default lookback) as of p_now, as the owner (p_state unused).';
+
+--
+-- Name: _job_sweep_step(timestamp with time zone, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._job_sweep_step(p_now timestamp with time zone, p_state jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    p_now := nikita._checked_now(p_now);
+    RETURN pg_catalog.jsonb_build_object('done', true, 'result', nikita.sweep_events(p_now));
+END
+$$;
+
+--
+-- Name: FUNCTION _job_sweep_step(p_now timestamp with time zone, p_state jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._job_sweep_step(p_now timestamp with time zone, p_state jsonb) IS 'Internal: the sweep job''s only step: sweep_events as of p_now, as the owner (p_state unused).';
+
+--
+-- Name: _notify_inserted(); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._notify_inserted() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+-- @plpgsql_check_options: newtable = new_rows
+DECLARE
+    v_at timestamptz;
+BEGIN
+    SELECT min(n.scheduled_at) INTO v_at FROM new_rows AS n WHERE n.status = 'pending';
+    IF v_at IS NOT NULL THEN
+        PERFORM pg_catalog.pg_notify('nikita_events', nikita._iso8601(v_at));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION _notify_inserted(); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._notify_inserted() IS 'Trigger (AFTER INSERT, statement): NOTIFY nikita_events with the earliest new pending time.';
+
+--
+-- Name: _notify_updated(); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._notify_updated() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+-- @plpgsql_check_options: oldtable = old_rows, newtable = new_rows
+DECLARE
+    v_at timestamptz;
+BEGIN
+    -- Re-queued (sending -> pending) or rescheduled pending rows. Claims, completions and
+    -- cancellations produce no pending row, so they notify nobody.
+    SELECT min(n.scheduled_at) INTO v_at
+    FROM new_rows AS n
+    JOIN old_rows AS o ON o.id = n.id
+    WHERE n.status = 'pending'
+      AND (o.status <> 'pending' OR o.scheduled_at <> n.scheduled_at);
+    IF v_at IS NOT NULL THEN
+        PERFORM pg_catalog.pg_notify('nikita_events', nikita._iso8601(v_at));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION _notify_updated(); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._notify_updated() IS 'Trigger (AFTER UPDATE, statement): NOTIFY nikita_events for re-queued/rescheduled rows.';
+
+--
+-- Name: _schedule(uuid, text, text, jsonb, timestamp with time zone, text, uuid); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._schedule(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid) RETURNS uuid
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_telegram_id bigint;
+    v_phone text;
+    v_content jsonb;
+    v_id uuid;
+    v_owner uuid;
+    v_conversation_user uuid;
+    v_scheduled_at timestamptz := p_scheduled_at;
+BEGIN
+    IF p_platform IS NULL THEN
+        RAISE EXCEPTION 'platform must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF p_platform NOT IN ('telegram', 'voice') THEN
+        RAISE EXCEPTION 'platform must be telegram or voice, got "%"', p_platform
+            USING ERRCODE = '22023';
+    END IF;
+    IF p_event_type IS NULL THEN
+        RAISE EXCEPTION 'event_type must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF p_event_type NOT IN (
+        'message_delivery', 'call_reminder', 'boss_prompt', 'follow_up', 'game_over', 'ops_alert'
+    ) THEN
+        RAISE EXCEPTION 'event_type must be one of message_delivery, call_reminder, '
+            'boss_prompt, follow_up, game_over, ops_alert; got "%"', p_event_type
+            USING ERRCODE = '22023';
+    END IF;
+    IF p_content IS NULL THEN
+        RAISE EXCEPTION 'content must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.jsonb_typeof(p_content) <> 'object' THEN
+        RAISE EXCEPTION 'content must be a JSON object, got %', pg_catalog.jsonb_typeof(p_content)
+            USING ERRCODE = '22023';
+    END IF;
+    -- Bounds before any other work on the content (functions/content_bounds.sql).
+    PERFORM nikita._check_content_bounds(p_content);
+    IF p_scheduled_at IS NULL THEN
+        RAISE EXCEPTION 'scheduled_at must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NOT pg_catalog.isfinite(p_scheduled_at) THEN
+        RAISE EXCEPTION 'scheduled_at must be a finite time, got %', p_scheduled_at
+            USING ERRCODE = '22023';
+    END IF;
+    -- Far in the past: earlier than now() - max_lateness the next sweep would expire the event
+    -- unsent; it is due now instead. max_lateness is at least a minute (CHECK
+    -- settings_value_valid), so an event due now or later skips the setting look-up.
+    IF p_scheduled_at < pg_catalog.now() - interval '1 minute'
+        AND p_scheduled_at < pg_catalog.now() - nikita._setting_interval('max_lateness') THEN
+        v_scheduled_at := pg_catalog.now();
+    END IF;
+    IF p_dedupe_key IS NOT NULL AND pg_catalog.length(p_dedupe_key) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'dedupe_key must be 1 to 200 characters, got %',
+            pg_catalog.length(p_dedupe_key)
+            USING ERRCODE = '22023';
+    END IF;
+
+    IF p_user_id IS NULL THEN
+        IF p_event_type <> 'ops_alert' THEN
+            RAISE EXCEPTION 'user_id must not be null (only ops_alert events have no user)'
+                USING ERRCODE = '22004';
+        END IF;
+    ELSE
+        SELECT u.telegram_id, u.phone INTO v_telegram_id, v_phone
+        FROM nikita.users AS u WHERE u.id = p_user_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'user_id % does not exist', p_user_id
+                USING ERRCODE = '23503', HINT = 'events are scheduled for rows of nikita.users';
+        END IF;
+    END IF;
+
+    IF p_source_conversation_id IS NOT NULL THEN
+        SELECT c.user_id INTO v_conversation_user
+        FROM nikita.conversations AS c WHERE c.id = p_source_conversation_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'source_conversation_id % does not exist', p_source_conversation_id
+                USING ERRCODE = '23503';
+        END IF;
+        IF v_conversation_user IS DISTINCT FROM p_user_id THEN
+            RAISE EXCEPTION 'source_conversation_id % belongs to another user',
+                p_source_conversation_id
+                USING ERRCODE = '22023';
+        END IF;
+    END IF;
+
+    -- Optional keys given as JSON null are dropped (null means "not given").
+    v_content := p_content - ARRAY(
+        SELECT kv.key FROM pg_catalog.jsonb_each(p_content) AS kv
+        WHERE pg_catalog.jsonb_typeof(kv.value) = 'null'
+    );
+
+    IF p_platform = 'telegram' THEN
+        v_content := nikita._telegram_content(
+            v_content, p_user_id,
+            CASE WHEN NOT v_content ? 'chat_id' THEN
+                coalesce(v_telegram_id, CASE WHEN p_user_id IS NULL THEN
+                    nikita._setting_bigint('alert_chat_id') END)
+            END
+        );
+    ELSE
+        v_content := nikita._voice_content(v_content, p_user_id, v_phone);
+    END IF;
+
+    -- The recipient filled in may add a few bytes.
+    IF pg_catalog.pg_column_size(v_content) > 262144 THEN
+        RAISE EXCEPTION 'content is % bytes with its recipient; at most 262144',
+            pg_catalog.pg_column_size(v_content)
+            USING ERRCODE = '22023';
+    END IF;
+
+    -- Race-safe dedupe: the conflict target is the partial unique index
+    -- scheduled_events_dedupe_live_key (same predicate). A concurrent insert of the same key
+    -- waits for ours and then returns our id. The loop covers a live duplicate that settles
+    -- between the conflict and the look-up.
+    FOR i IN 1..5 LOOP
+        INSERT INTO nikita.scheduled_events AS e (
+            user_id, platform, event_type, content, scheduled_at, dedupe_key,
+            source_conversation_id
+        ) VALUES (
+            p_user_id, p_platform, p_event_type, v_content, v_scheduled_at, p_dedupe_key,
+            p_source_conversation_id
+        )
+        ON CONFLICT (dedupe_key)
+        WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'sending')
+        DO NOTHING
+        RETURNING e.id INTO v_id;
+        IF v_id IS NOT NULL THEN
+            RETURN v_id;
+        END IF;
+        SELECT e.id, e.user_id INTO v_id, v_owner
+        FROM nikita.scheduled_events AS e
+        WHERE e.dedupe_key = p_dedupe_key AND e.status IN ('pending', 'sending');
+        IF FOUND THEN
+            IF v_owner IS DISTINCT FROM p_user_id THEN
+                RAISE EXCEPTION 'dedupe_key "%" is live on event % of another user',
+                    p_dedupe_key, v_id
+                    USING ERRCODE = '23505', HINT = 'dedupe keys are global: prefix them';
+            END IF;
+            RETURN v_id;
+        END IF;
+        RAISE DEBUG 'dedupe_key % settled between conflict and look-up (try %)', p_dedupe_key, i;
+    END LOOP;
+    RAISE EXCEPTION 'dedupe_key "%": could not insert nor find the live event', p_dedupe_key
+        USING ERRCODE = '40001';
+END
+$$;
+
+--
+-- Name: FUNCTION _schedule(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._schedule(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid) IS 'Internal: validates and inserts one event (schedule_event, schedule_reply); see their docs.';
+
+--
+-- Name: _setting(text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._setting(p_key text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_value jsonb;
+BEGIN
+    SELECT s.value INTO v_value FROM nikita.settings AS s WHERE s.key = p_key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown setting "%"', p_key
+            USING ERRCODE = '22023', HINT = 'see SELECT key FROM nikita.settings';
+    END IF;
+    RETURN v_value;
+END
+$$;
+
+--
+-- Name: FUNCTION _setting(p_key text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._setting(p_key text) IS 'The JSON value of setting p_key (SQL NULL when unset); an unknown key is an error (22023).';
+
+--
+-- Name: _setting_bigint(text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._setting_bigint(p_key text) RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT (nikita._setting(p_key) #>> '{}')::bigint
+$$;
+
+--
+-- Name: FUNCTION _setting_bigint(p_key text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._setting_bigint(p_key text) IS 'Setting p_key read as a bigint.';
+
+--
+-- Name: _setting_interval(text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._setting_interval(p_key text) RETURNS interval
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT (nikita._setting(p_key) #>> '{}')::interval
+$$;
+
+--
+-- Name: FUNCTION _setting_interval(p_key text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._setting_interval(p_key text) IS 'Setting p_key read as an interval.';
+
+--
+-- Name: _setting_text(text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._setting_text(p_key text) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT nikita._setting(p_key) #>> '{}'
+$$;
+
+--
+-- Name: FUNCTION _setting_text(p_key text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._setting_text(p_key text) IS 'Setting p_key read as text.';
+
+--
+-- Name: _telegram_content(jsonb, uuid, bigint); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._telegram_content(p_content jsonb, p_user_id uuid, p_default_chat bigint) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_content jsonb := p_content;
+    v_unknown text;
+    v_value jsonb;
+    v_chat numeric;
+    v_text text;
+BEGIN
+    SELECT string_agg(k.key, ', ' ORDER BY k.key) INTO v_unknown
+    FROM pg_catalog.jsonb_object_keys(v_content) AS k (key)
+    WHERE k.key NOT IN ('chat_id', 'text', 'parse_mode', 'reply_markup',
+        'disable_notification');
+    IF v_unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'content has unknown key(s) for telegram: %', v_unknown
+            USING ERRCODE = '22023',
+            HINT = 'allowed: chat_id, text, parse_mode, reply_markup, disable_notification';
+    END IF;
+
+    v_value := v_content -> 'chat_id';
+    IF v_value IS NULL THEN
+        IF p_default_chat IS NULL THEN
+            IF p_user_id IS NOT NULL THEN
+                RAISE EXCEPTION 'content.chat_id is missing and user % has no telegram_id',
+                    p_user_id
+                    USING ERRCODE = '22023', HINT = 'no recipient for a Telegram event';
+            END IF;
+            RAISE EXCEPTION 'content.chat_id is missing and no alert_chat_id is set'
+                USING ERRCODE = '22023', HINT = 'no recipient for an ops_alert event';
+        END IF;
+        v_content := v_content || pg_catalog.jsonb_build_object('chat_id', p_default_chat);
+    ELSE
+        IF pg_catalog.jsonb_typeof(v_value) <> 'number' THEN
+            RAISE EXCEPTION 'content.chat_id must be an integer chat id, got %', v_value
+                USING ERRCODE = '22023';
+        END IF;
+        v_chat := (v_value #>> '{}')::numeric;
+        IF v_chat <> trunc(v_chat) OR v_chat = 0
+            OR abs(v_chat) > 9223372036854775807 THEN
+            RAISE EXCEPTION 'content.chat_id must be a non-zero integer chat id, got %',
+                v_value
+                USING ERRCODE = '22023';
+        END IF;
+    END IF;
+
+    v_value := v_content -> 'text';
+    IF v_value IS NULL OR pg_catalog.jsonb_typeof(v_value) <> 'string' THEN
+        RAISE EXCEPTION 'content.text is required and must be a string'
+            USING ERRCODE = '22023';
+    END IF;
+    v_text := v_value #>> '{}';
+    IF nikita.is_blank(v_text) THEN
+        RAISE EXCEPTION 'content.text must not be empty or blank' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(v_text) > 32768 THEN
+        RAISE EXCEPTION 'content.text is % characters long; at most 32768',
+            pg_catalog.length(v_text)
+            USING ERRCODE = '22023';
+    END IF;
+
+    v_value := v_content -> 'parse_mode';
+    IF v_value IS NOT NULL AND (pg_catalog.jsonb_typeof(v_value) <> 'string'
+        OR v_value #>> '{}' NOT IN ('HTML', 'MarkdownV2')) THEN
+        RAISE EXCEPTION 'content.parse_mode must be "HTML" or "MarkdownV2", got %', v_value
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM nikita._check_optional_key(
+        v_content, 'reply_markup', 'object', 'a JSON object'
+    );
+    IF v_content ? 'reply_markup' THEN
+        PERFORM nikita._check_reply_markup(v_content -> 'reply_markup');
+    END IF;
+    PERFORM nikita._check_optional_key(
+        v_content, 'disable_notification', 'boolean', 'a boolean'
+    );
+    RETURN v_content;
+END
+$$;
+
+--
+-- Name: FUNCTION _telegram_content(p_content jsonb, p_user_id uuid, p_default_chat bigint); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._telegram_content(p_content jsonb, p_user_id uuid, p_default_chat bigint) IS 'Internal: p_content (JSON nulls already dropped) checked against the Telegram content rules (functions/telegram_content.sql), chat_id filled in with p_default_chat when missing; 22023 naming the member otherwise. p_user_id only words the no-recipient error.';
+
+--
+-- Name: _too_deep_member(jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._too_deep_member(p_content jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT kv.key FROM pg_catalog.jsonb_each(p_content) AS kv
+    WHERE pg_catalog.jsonb_path_exists(kv.value, 'strict $.**{16}')
+    ORDER BY kv.key LIMIT 1
+$_$;
+
+--
+-- Name: FUNCTION _too_deep_member(p_content jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._too_deep_member(p_content jsonb) IS 'Internal: the first member of p_content nested more than 16 levels below the content.';
+
+--
+-- Name: _touch_updated_at(); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._touch_updated_at() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    NEW.updated_at := pg_catalog.now();
+    RETURN NEW;
+END
+$$;
+
+--
+-- Name: FUNCTION _touch_updated_at(); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._touch_updated_at() IS 'Trigger: sets updated_at to now() on UPDATE unless the statement set it itself.';
+
+--
+-- Name: _user_lock_class(); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._user_lock_class() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT 1852535157  -- 'nkqu'
+$$;
+
+--
+-- Name: FUNCTION _user_lock_class(); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._user_lock_class() IS 'Internal: first key of the per-user transaction advisory lock claim_events takes, (_user_lock_class(), hashtext(user_id)), so that one user has one event in flight.';
+
+--
+-- Name: _voice_content(jsonb, uuid, text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._voice_content(p_content jsonb, p_user_id uuid, p_phone text) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_content jsonb := p_content;
+    v_unknown text;
+    v_value jsonb;
+BEGIN
+    SELECT string_agg(k.key, ', ' ORDER BY k.key) INTO v_unknown
+    FROM pg_catalog.jsonb_object_keys(v_content) AS k (key)
+    WHERE k.key NOT IN ('to_number', 'prompt', 'first_message', 'dynamic_variables');
+    IF v_unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'content has unknown key(s) for voice: %', v_unknown
+            USING ERRCODE = '22023',
+            HINT = 'allowed: to_number, prompt, first_message, dynamic_variables';
+    END IF;
+
+    v_value := v_content -> 'to_number';
+    IF v_value IS NULL THEN
+        IF p_phone IS NULL THEN
+            RAISE EXCEPTION 'content.to_number is missing and %',
+                CASE WHEN p_user_id IS NULL THEN 'the event has no user'
+                    ELSE format('user %s has no phone', p_user_id) END
+                USING ERRCODE = '22023', HINT = 'no recipient for a voice event';
+        END IF;
+        v_content := v_content || pg_catalog.jsonb_build_object('to_number', p_phone);
+    ELSIF pg_catalog.jsonb_typeof(v_value) <> 'string'
+        OR NOT nikita.is_e164(v_value #>> '{}') THEN
+        RAISE EXCEPTION 'content.to_number must be an E.164 number (+ and 7 to 15 digits), '
+            'got %', v_value
+            USING ERRCODE = '22023';
+    END IF;
+
+    PERFORM nikita._check_optional_key(v_content, 'prompt', 'string', 'a string');
+    PERFORM nikita._check_optional_key(v_content, 'first_message', 'string', 'a string');
+    PERFORM nikita._check_optional_key(
+        v_content, 'dynamic_variables', 'object', 'a JSON object'
+    );
+    IF pg_catalog.length(v_content ->> 'prompt') > 32768 THEN
+        RAISE EXCEPTION 'content.prompt is % characters long; at most 32768',
+            pg_catalog.length(v_content ->> 'prompt')
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(v_content ->> 'first_message') > 4096 THEN
+        RAISE EXCEPTION 'content.first_message is % characters long; at most 4096',
+            pg_catalog.length(v_content ->> 'first_message')
+            USING ERRCODE = '22023';
+    END IF;
+    v_value := v_content -> 'dynamic_variables';
+    IF v_value IS NOT NULL THEN
+        IF pg_catalog.pg_column_size(v_value) > 65536 THEN
+            RAISE EXCEPTION 'content.dynamic_variables is % bytes; at most 65536',
+                pg_catalog.pg_column_size(v_value)
+                USING ERRCODE = '22023';
+        END IF;
+        IF (SELECT count(*) FROM pg_catalog.jsonb_object_keys(v_value)) > 100 THEN
+            RAISE EXCEPTION 'content.dynamic_variables has % entries; at most 100',
+                (SELECT count(*) FROM pg_catalog.jsonb_object_keys(v_value))
+                USING ERRCODE = '22023';
+        END IF;
+        SELECT string_agg(kv.key, ', ' ORDER BY kv.key) INTO v_unknown
+        FROM pg_catalog.jsonb_each(v_value) AS kv
+        WHERE pg_catalog.length(kv.key) NOT BETWEEN 1 AND 128
+            OR (pg_catalog.jsonb_typeof(kv.value) = 'string'
+                AND pg_catalog.length(kv.value #>> '{}') > 4096);
+        IF v_unknown IS NOT NULL THEN
+            RAISE EXCEPTION 'content.dynamic_variables: names must be 1 to 128 characters and '
+                'string values at most 4096; not: %', pg_catalog.left(v_unknown, 200)
+                USING ERRCODE = '22023';
+        END IF;
+        SELECT string_agg(kv.key, ', ' ORDER BY kv.key) INTO v_unknown
+        FROM pg_catalog.jsonb_each(v_value) AS kv
+        WHERE pg_catalog.jsonb_typeof(kv.value) NOT IN ('string', 'number', 'boolean');
+        IF v_unknown IS NOT NULL THEN
+            RAISE EXCEPTION 'content.dynamic_variables values must be strings, numbers or '
+                'booleans; not: %', v_unknown
+                USING ERRCODE = '22023';
+        END IF;
+    END IF;
+    RETURN v_content;
+END
+$$;
+
+--
+-- Name: FUNCTION _voice_content(p_content jsonb, p_user_id uuid, p_phone text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._voice_content(p_content jsonb, p_user_id uuid, p_phone text) IS 'Internal: p_content (JSON nulls already dropped) checked against the voice content rules (functions/voice_content.sql), to_number filled in with p_phone when missing; 22023 naming the member otherwise. p_user_id only words the no-recipient error.';
+
+--
+-- Name: _warn_lease_lost(text, uuid, text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._warn_lease_lost(p_caller text, p_id uuid, p_outcome text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_status text;
+BEGIN
+    SELECT e.status INTO v_status FROM nikita.scheduled_events AS e WHERE e.id = p_id;
+    RAISE WARNING '%: event % not %: lease lost (%)', p_caller, p_id, p_outcome,
+        coalesce('event is now ' || v_status, 'no such event')
+        USING ERRCODE = '01000';
+END
+$$;
+
+--
+-- Name: FUNCTION _warn_lease_lost(p_caller text, p_id uuid, p_outcome text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._warn_lease_lost(p_caller text, p_id uuid, p_outcome text) IS 'Internal: WARNING (01000) that p_caller did not settle event p_id because its lease was lost.';
+
+--
+-- Name: apply_decay(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.apply_decay(p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_state jsonb;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    LOOP
+        v_state := nikita._job_decay_step(p_now, v_state);
+        EXIT WHEN (v_state ->> 'done')::boolean;
+    END LOOP;
+    -- The batch timing and the pinned instant belong to the job's row, not to this result.
+    RETURN (v_state -> 'result') - 'max_batch_ms' - 'p_now';
+END
+$$;
+
+--
+-- Name: FUNCTION apply_decay(p_now timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.apply_decay(p_now timestamp with time zone) IS 'Apply decay to every eligible player as of p_now, in one transaction (batches of about setting decay_batch_size players). Returns {decayed, game_overs, points, due, batches, skipped, skipped_rows}: a player that cannot be decayed is skipped and reported (at most 20 rows listed), never stops the run. The scheduled job (run_job(''decay'')) runs the same steps (nikita._job_decay_step) committing each one.';
+
+--
+-- Name: apply_decay_batch(timestamp with time zone, bigint, integer); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.apply_decay_batch(p_now timestamp with time zone, p_first_page bigint, p_pages integer) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_lo tid;
+    v_hi tid;
+    v_table_pages bigint;
+    v_res jsonb;
+    v_part jsonb;
+    v_tids tid[];
+    v_from integer[];
+    v_to integer[];
+    v_i integer;
+    v_j integer;
+    v_step integer;
+    v_top tid;
+    v_state text;
+    v_error text;
+    v_skipped integer := 0;
+    v_rows jsonb := '[]'::jsonb;
+    v_chat bigint;
+    v_key text;
+    v_alert uuid;
+    v_alert_error text;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    IF p_now IS NULL THEN
+        RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NOT pg_catalog.isfinite(p_now) THEN
+        RAISE EXCEPTION 'p_now must be a finite time, got %', p_now USING ERRCODE = '22023';
+    END IF;
+    IF p_first_page IS NULL OR p_first_page < 0 OR p_first_page >= 4294967295 THEN
+        RAISE EXCEPTION 'first page must be between 0 and 4294967294, got %',
+            coalesce(p_first_page::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF p_pages IS NULL OR p_pages < 1 THEN
+        RAISE EXCEPTION 'pages per batch must be at least 1, got %',
+            coalesce(p_pages::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    v_lo := pg_catalog.format('(%s,0)', p_first_page)::tid;
+    v_hi := pg_catalog.format('(%s,0)', least(p_first_page + p_pages, 4294967295))::tid;
+    v_table_pages := pg_catalog.pg_relation_size('nikita.users'::pg_catalog.regclass)
+        / pg_catalog.current_setting('block_size')::bigint;
+
+    BEGIN
+        v_res := nikita._decay_tids(p_now, v_lo, v_hi);
+    EXCEPTION WHEN OTHERS THEN
+        -- Not a row's fault: resources (53: disk full, out of memory), lock or object state
+        -- (55: lock_timeout), operator intervention (57), system (58), internal (XX), a
+        -- serialization failure or deadlock (40). Retrying row by row would fail the same way
+        -- for each: the batch fails, and with it the run (run_job records and alerts).
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
+        IF pg_catalog.left(v_state, 2) IN ('40', '53', '55', '57', '58', 'XX') THEN
+            RAISE;
+        END IF;
+        -- One bad row must not stop decay for everyone: the batch (rolled back to here) is
+        -- re-run in eighths, each its own subtransaction, a failing part split again down to
+        -- one player, who is skipped and reported. Every other player is decayed, set-based.
+        -- Splitting rather than one statement per player: a bad row that stays costs about
+        -- twice its batch each run, not one statement for each of the batch's players.
+        v_res := '{"due": 0, "decayed": 0, "game_overs": 0, "points": 0}'::jsonb;
+        SELECT pg_catalog.array_agg(u.ctid ORDER BY u.ctid) INTO v_tids
+        FROM nikita.users AS u
+        WHERE
+            u.ctid >= v_lo
+            AND u.ctid < v_hi
+            AND u.game_status = 'active'
+            AND u.onboarding_status IN ('completed', 'skipped');
+        v_from := ARRAY[1];
+        v_to := ARRAY[coalesce(pg_catalog.cardinality(v_tids), 0)];
+        WHILE pg_catalog.cardinality(v_from) > 0 LOOP
+            v_i := v_from[pg_catalog.cardinality(v_from)];
+            v_j := v_to[pg_catalog.cardinality(v_to)];
+            v_from := v_from[1:pg_catalog.cardinality(v_from) - 1];
+            v_to := v_to[1:pg_catalog.cardinality(v_to) - 1];
+            CONTINUE WHEN v_i > v_j;
+            -- The TID just after the part's last row: [first row, that) holds the part.
+            v_top := pg_catalog.format(
+                '(%s,%s)',
+                (v_tids[v_j]::text::point)[0]::bigint,
+                (v_tids[v_j]::text::point)[1]::bigint + 1
+            )::tid;
+            BEGIN
+                v_part := nikita._decay_tids(p_now, v_tids[v_i], v_top);
+                v_res := pg_catalog.jsonb_build_object(
+                    'due', (v_res ->> 'due')::bigint + (v_part ->> 'due')::bigint,
+                    'decayed', (v_res ->> 'decayed')::bigint + (v_part ->> 'decayed')::bigint,
+                    'game_overs',
+                    (v_res ->> 'game_overs')::bigint + (v_part ->> 'game_overs')::bigint,
+                    'points', (v_res ->> 'points')::numeric + (v_part ->> 'points')::numeric
+                );
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
+                IF pg_catalog.left(v_state, 2) IN ('40', '53', '55', '57', '58', 'XX') THEN
+                    RAISE;  -- not a row's fault, as above
+                END IF;
+                IF v_i = v_j THEN
+                    v_skipped := v_skipped + 1;
+                    IF pg_catalog.jsonb_array_length(v_rows) < 20 THEN
+                        v_rows := v_rows || pg_catalog.jsonb_build_array(
+                            pg_catalog.jsonb_build_object(
+                                'user_id',
+                                (SELECT u.id FROM nikita.users AS u WHERE u.ctid = v_tids[v_i]),
+                                'sqlstate', v_state,
+                                'error', pg_catalog.left(v_error, 500)
+                            )
+                        );
+                    END IF;
+                ELSE
+                    -- Eighths, pushed last first: the first runs next (the table's order).
+                    v_step := ceil((v_j - v_i + 1) / 8.0)::integer;
+                    FOR v_n IN REVERSE (v_j - v_i) / v_step .. 0 LOOP
+                        v_from := v_from || (v_i + v_n * v_step);
+                        v_to := v_to || least(v_j, v_i + (v_n + 1) * v_step - 1);
+                    END LOOP;
+                END IF;
+            END;
+        END LOOP;
+    END;
+
+    IF v_skipped > 0 THEN
+        -- One ops alert per run (every batch of a run shares p_now, hence the key), when an
+        -- alert chat is set. Its failure is reported, never fails the batch.
+        BEGIN
+            v_chat := nikita._setting_bigint('alert_chat_id');
+            v_key := 'ops_alert:decay_skipped:'
+                || pg_catalog.to_char(p_now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US');
+            IF v_chat IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM nikita.scheduled_events AS e
+                WHERE e.event_type = 'ops_alert' AND e.dedupe_key = v_key
+            ) THEN
+                v_alert := nikita.schedule_event(
+                    NULL,
+                    'telegram',
+                    'ops_alert',
+                    pg_catalog.jsonb_build_object(
+                        'chat_id', v_chat,
+                        'text', pg_catalog.format(
+                            'nikita-tasks: decay at %s UTC in database %s skipped player(s) it '
+                            || 'could not decay, first %s: %s (SQLSTATE %s). Every other player '
+                            || 'was decayed; see the result of the decay job (skipped_rows).',
+                            pg_catalog.to_char(p_now AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+                            pg_catalog.current_database(),
+                            v_rows -> 0 ->> 'user_id',
+                            pg_catalog.left(v_rows -> 0 ->> 'error', 1000),
+                            v_rows -> 0 ->> 'sqlstate'
+                        )
+                    ),
+                    p_now,
+                    v_key
+                );
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_alert_error = MESSAGE_TEXT;
+        END;
+    END IF;
+
+    RETURN v_res || pg_catalog.jsonb_build_object(
+        'skipped', v_skipped,
+        'skipped_rows', v_rows,
+        'next_page', p_first_page + p_pages,
+        'table_pages', v_table_pages
+    ) || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        'alert_event_id', v_alert, 'alert_error', v_alert_error
+    ));
+END
+$$;
+
+--
+-- Name: FUNCTION apply_decay_batch(p_now timestamp with time zone, p_first_page bigint, p_pages integer); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.apply_decay_batch(p_now timestamp with time zone, p_first_page bigint, p_pages integer) IS 'Decay, as of p_now, the eligible players stored on pages p_first_page .. p_first_page + p_pages - 1 of nikita.users. A player that cannot be decayed (an error for that row) is skipped and reported, every other one is decayed, and one ops_alert per run goes to setting alert_chat_id. Returns {due, decayed, game_overs, points, skipped, skipped_rows (at most 20 of {user_id, sqlstate, error}), next_page, table_pages}; the caller continues at next_page while it is below table_pages. run_job(''decay'') commits each batch separately. Errors: 22004 p_now NULL, 22023 p_now infinite or a bad page range, 42501 p_now not now() for a caller other than the owner.';
+
+--
+-- Name: cancel_event(uuid); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.cancel_event(p_id uuid) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_id IS NULL THEN
+        RAISE EXCEPTION 'id must not be null' USING ERRCODE = '22004';
+    END IF;
+    UPDATE nikita.scheduled_events AS e
+    SET status = 'cancelled'
+    WHERE e.id = p_id AND e.status = 'pending';
+    RETURN FOUND;
+END
+$$;
+
+--
+-- Name: FUNCTION cancel_event(p_id uuid); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.cancel_event(p_id uuid) IS 'Cancel a pending event. True when cancelled; false when it is unknown, in flight or already settled (it is left as it is). 22004 for a null id.';
+
+--
+-- Name: cancel_user_events(uuid); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.cancel_user_events(p_user_id uuid) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_n integer;
+BEGIN
+    IF p_user_id IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    UPDATE nikita.scheduled_events AS e
+    SET status = 'cancelled'
+    WHERE e.user_id = p_user_id AND e.status = 'pending';
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+
+--
+-- Name: FUNCTION cancel_user_events(p_user_id uuid); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.cancel_user_events(p_user_id uuid) IS 'Cancel every pending event of a user (e.g. game over); returns how many. Events in flight are not recalled. An unknown user has nothing to cancel (0). 22004 for a null user_id.';
+
+--
+-- Name: claim_conversations(text, integer, interval); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.claim_conversations(p_worker text, p_max integer DEFAULT 10, p_lease interval DEFAULT '00:05:00'::interval) RETURNS TABLE(id uuid, lock_token uuid, user_id uuid, platform text, started_at timestamp with time zone, ended_at timestamp with time zone, processing_attempts integer)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_worker IS NULL OR pg_catalog.btrim(p_worker) = '' THEN
+        RAISE EXCEPTION 'worker must be a non-empty name' USING ERRCODE = '22023';
+    END IF;
+    IF p_max IS NULL OR p_max < 1 OR p_max > 1000 THEN
+        RAISE EXCEPTION 'max must be between 1 and 1000, got %', coalesce(p_max::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF p_lease IS NULL OR p_lease < interval '1 second' OR p_lease > interval '1 day' THEN
+        RAISE EXCEPTION 'lease must be between 1 second and 1 day, got %',
+            coalesce(p_lease::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    WITH picked AS (
+        SELECT c.id
+        FROM nikita.conversations AS c
+        WHERE c.status = 'ended'
+        ORDER BY c.ended_at, c.id
+        LIMIT p_max
+        FOR UPDATE SKIP LOCKED
+    )
+
+    UPDATE nikita.conversations AS c
+    SET
+        status = 'processing',
+        processing_attempts = c.processing_attempts + 1,
+        locked_by = pg_catalog.left(p_worker, 200),
+        locked_until = pg_catalog.now() + p_lease,
+        lock_token = pg_catalog.gen_random_uuid()
+    FROM picked AS p
+    WHERE c.id = p.id
+    RETURNING
+        c.id, c.lock_token, c.user_id, c.platform, c.started_at, c.ended_at,
+        c.processing_attempts;
+END
+$$;
+
+--
+-- Name: FUNCTION claim_conversations(p_worker text, p_max integer, p_lease interval); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.claim_conversations(p_worker text, p_max integer, p_lease interval) IS 'Claim up to p_max ended conversations (oldest end first, SKIP LOCKED) for worker p_worker with a lease of p_lease; each claim counts one processing attempt. Returns the lock_token that complete_conversation / fail_conversation need.';
+
+--
+-- Name: claim_events(text, integer, interval, integer); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.claim_events(p_worker text, p_max integer DEFAULT 50, p_lease interval DEFAULT '00:02:00'::interval, p_max_voice integer DEFAULT NULL::integer) RETURNS TABLE(id uuid, lock_token uuid, user_id uuid, platform text, event_type text, content jsonb, scheduled_at timestamp with time zone, attempts integer)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_oldest timestamptz;
+    v_ids uuid[] := ARRAY[]::uuid[];
+    v_users uuid[] := ARRAY[]::uuid[];
+BEGIN
+    IF p_worker IS NULL THEN
+        RAISE EXCEPTION 'worker must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.length(p_worker) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'worker must be 1 to 200 characters' USING ERRCODE = '22023';
+    END IF;
+    IF p_max IS NULL THEN
+        RAISE EXCEPTION 'max must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF p_max NOT BETWEEN 1 AND 10000 THEN
+        RAISE EXCEPTION 'max must be between 1 and 10000, got %', p_max USING ERRCODE = '22023';
+    END IF;
+    IF p_lease IS NULL THEN
+        RAISE EXCEPTION 'lease must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF p_lease < interval '1 second' OR p_lease > interval '1 day' THEN
+        RAISE EXCEPTION 'lease must be between 1 second and 1 day, got %', p_lease
+            USING ERRCODE = '22023';
+    END IF;
+    IF p_max_voice < 0 THEN
+        RAISE EXCEPTION 'max_voice must not be negative, got %', p_max_voice
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'claim_events must run in a READ COMMITTED transaction, not %',
+            pg_catalog.current_setting('transaction_isolation')
+            USING ERRCODE = '25000',
+            HINT = 'per-user exclusivity relies on fresh snapshots; use autocommit';
+    END IF;
+
+    -- Events later than max_lateness are never delivered: sweep_events fails them.
+    v_oldest := pg_catalog.now() - nikita._setting_interval('max_lateness');
+
+    -- 1. Candidates, in this statement's snapshot: row-locked (SKIP LOCKED) and, for players,
+    --    advisory-locked. The CASE keeps the order of the checks: only a user's head, of a user
+    --    not known to be in flight, costs a try-lock. Without a voice cap one statement over
+    --    every platform; with a cap, first the voice statement (at most the cap; none for 0),
+    --    then the same over the other platforms. The two differ only in the platform filter
+    --    and the index it lets the planner take: keep their CASE in step.
+    IF p_max_voice > 0 THEN
+        SELECT pg_catalog.array_agg(p.id),
+            pg_catalog.array_agg(p.user_id) FILTER (WHERE p.user_id IS NOT NULL)
+        INTO v_ids, v_users
+        FROM (
+            SELECT e.id, e.user_id
+            FROM nikita.scheduled_events AS e
+            WHERE e.status = 'pending'
+              AND e.platform = 'voice'
+              AND e.scheduled_at <= pg_catalog.now()
+              AND e.scheduled_at >= v_oldest
+              AND CASE
+                  WHEN e.user_id IS NULL THEN true
+                  WHEN e.user_id IN (
+                      SELECT s.user_id FROM nikita.scheduled_events AS s
+                      WHERE s.status = 'sending'
+                  ) THEN false
+                  WHEN (
+                      SELECT o.seq FROM nikita.scheduled_events AS o
+                      WHERE o.user_id = e.user_id
+                        AND o.status = 'pending'
+                        AND o.scheduled_at >= v_oldest
+                      ORDER BY o.user_id, coalesce(o.order_at, o.scheduled_at), o.seq
+                      LIMIT 1
+                  ) <> e.seq THEN false
+                  ELSE pg_catalog.pg_try_advisory_xact_lock(
+                      nikita._user_lock_class(), pg_catalog.hashtext(e.user_id::text)
+                  )
+              END
+            ORDER BY e.scheduled_at
+            LIMIT least(p_max_voice, p_max)
+            FOR UPDATE SKIP LOCKED
+        ) AS p;
+        v_ids := coalesce(v_ids, ARRAY[]::uuid[]);
+        v_users := coalesce(v_users, ARRAY[]::uuid[]);
+    END IF;
+
+    IF pg_catalog.cardinality(v_ids) < p_max THEN
+        SELECT v_ids || coalesce(pg_catalog.array_agg(p.id), ARRAY[]::uuid[]) INTO v_ids
+        FROM (
+            SELECT e.id
+            FROM nikita.scheduled_events AS e
+            WHERE e.status = 'pending'
+              AND e.scheduled_at <= pg_catalog.now()
+              AND e.scheduled_at >= v_oldest
+              -- a voice cap: voice was the statement above's
+              AND (p_max_voice IS NULL OR e.platform <> 'voice')
+              AND CASE
+                  WHEN e.user_id IS NULL THEN true
+                  -- a user taken by the voice statement
+                  WHEN e.user_id = ANY(v_users) THEN false
+                  -- users known (to this statement's snapshot) to have an event in flight: one
+                  -- hashed set per statement, so their queued rows cost a hash probe
+                  WHEN e.user_id IN (
+                      SELECT s.user_id FROM nikita.scheduled_events AS s
+                      WHERE s.status = 'sending'
+                  ) THEN false
+                  -- only the user's head: one index-only probe of
+                  -- scheduled_events_user_order_idx, whose order the ORDER BY names so that the
+                  -- planner takes it even before the table has statistics. A head past
+                  -- max_lateness, left to the sweep, does not hold the user's newer events
+                  -- back; a head waiting for its retry or defer time (scheduled_at in the
+                  -- future, so not a candidate itself) does.
+                  WHEN (
+                      SELECT o.seq FROM nikita.scheduled_events AS o
+                      WHERE o.user_id = e.user_id
+                        AND o.status = 'pending'
+                        AND o.scheduled_at >= v_oldest
+                      ORDER BY o.user_id, coalesce(o.order_at, o.scheduled_at), o.seq
+                      LIMIT 1
+                  ) <> e.seq THEN false
+                  -- a user another claimer is claiming right now is skipped
+                  ELSE pg_catalog.pg_try_advisory_xact_lock(
+                      nikita._user_lock_class(), pg_catalog.hashtext(e.user_id::text)
+                  )
+              END
+            ORDER BY e.scheduled_at
+            LIMIT p_max - pg_catalog.cardinality(v_ids)
+            FOR UPDATE SKIP LOCKED
+        ) AS p;
+    END IF;
+
+    IF pg_catalog.cardinality(v_ids) = 0 THEN
+        RETURN;
+    END IF;
+
+    -- 2. A new statement, so a new snapshot, taken after every lock of step 1 was granted: a
+    --    claim of one of these users committed by another claimer is visible now, and one
+    --    not yet committed would hold the user's lock. Users with an event in flight drop out.
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE nikita.scheduled_events AS e
+        SET status = 'sending',
+            attempts = e.attempts + 1,
+            locked_by = p_worker,
+            locked_until = pg_catalog.now() + p_lease,
+            lock_token = pg_catalog.gen_random_uuid(),
+            updated_at = pg_catalog.now()
+        WHERE e.id = ANY(v_ids)
+          AND (
+              e.user_id IS NULL
+              OR NOT EXISTS (
+                  SELECT 1 FROM nikita.scheduled_events AS s
+                  WHERE s.user_id = e.user_id AND s.status = 'sending'
+              )
+          )
+        RETURNING e.id, e.lock_token, e.user_id, e.platform, e.event_type, e.content,
+        e.scheduled_at, e.attempts
+    )
+
+    SELECT c.id, c.lock_token, c.user_id, c.platform, c.event_type, c.content, c.scheduled_at,
+        c.attempts
+    FROM claimed AS c
+    ORDER BY c.scheduled_at;
+END
+$$;
+
+--
+-- Name: FUNCTION claim_events(p_worker text, p_max integer, p_lease interval, p_max_voice integer); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.claim_events(p_worker text, p_max integer, p_lease interval, p_max_voice integer) IS 'Claim up to p_max due pending events (oldest first, SKIP LOCKED) for worker p_worker with a lease of p_lease: status sending, a fresh lock_token, attempts + 1 (returned: first delivery = 1). At most p_max_voice of them voice events (NULL: no limit; 0: none). Per user only the head (first pending event by the time the app asked for, then creation order) and at most one event in flight, also across concurrent claimers; ops_alert events without a user are not limited. Events more than max_lateness late are left to sweep_events. Must run in READ COMMITTED (25000 otherwise); bad arguments: 22004 (null worker, max, lease), 22023 (worker length, max outside 1..10000, lease outside 1 s..1 day, negative max_voice).';
+
+--
+-- Name: cleanup(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.cleanup(p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
+    AS $_$
+DECLARE
+    v_batch bigint := nikita._setting_bigint('cleanup_batch_size');
+    v_event_keep interval := nikita._setting_interval('event_retention');
+    v_failed_keep interval := nikita._setting_interval('failed_event_retention');
+    v_job_keep interval := nikita._setting_interval('job_retention');
+    v_cron_keep interval := nikita._setting_interval('cron_run_retention');
+    v_n bigint;
+    v_sessions bigint := 0;
+    v_events bigint := 0;
+    v_failed_events bigint := 0;
+    v_jobs bigint := 0;
+    v_cron bigint := 0;
+    v_abandoned bigint;
+    v_cron_sql constant text := $sql$
+        DELETE FROM cron.job_run_details
+        WHERE runid IN (
+            SELECT d.runid
+            FROM cron.job_run_details AS d
+            WHERE d.jobid IN (SELECT j.jobid FROM cron.job AS j WHERE j.jobname LIKE 'nikita-%')
+              AND coalesce(d.end_time, d.start_time) < $1
+            LIMIT $2
+        )
+    $sql$;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    IF p_now IS NULL THEN
+        RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NOT pg_catalog.isfinite(p_now) THEN
+        RAISE EXCEPTION 'p_now must be a finite time, got %', p_now USING ERRCODE = '22023';
+    END IF;
+    IF v_batch IS NULL OR v_batch < 1 THEN
+        RAISE EXCEPTION 'setting cleanup_batch_size must be at least 1, got %',
+            coalesce(v_batch::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF v_event_keep IS NULL OR v_failed_keep IS NULL OR v_job_keep IS NULL
+        OR v_cron_keep IS NULL THEN
+        RAISE EXCEPTION 'retention settings must be set (event_retention, '
+            'failed_event_retention, job_retention, cron_run_retention)'
+            USING ERRCODE = '22023';
+    END IF;
+
+    LOOP
+        DELETE FROM nikita.signup_sessions AS s
+        WHERE s.id IN (
+            SELECT x.id FROM nikita.signup_sessions AS x
+            WHERE x.expires_at < p_now
+            LIMIT v_batch
+        );
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_sessions := v_sessions + v_n;
+        EXIT WHEN v_n < v_batch;
+    END LOOP;
+
+    LOOP
+        DELETE FROM nikita.scheduled_events AS e
+        WHERE e.id IN (
+            SELECT x.id FROM nikita.scheduled_events AS x
+            WHERE x.status IN ('delivered', 'cancelled') AND x.updated_at < p_now - v_event_keep
+            LIMIT v_batch
+        );
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_events := v_events + v_n;
+        EXIT WHEN v_n < v_batch;
+    END LOOP;
+
+    LOOP
+        DELETE FROM nikita.scheduled_events AS e
+        WHERE e.id IN (
+            SELECT x.id FROM nikita.scheduled_events AS x
+            WHERE x.status = 'failed' AND x.updated_at < p_now - v_failed_keep
+            LIMIT v_batch
+        );
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_failed_events := v_failed_events + v_n;
+        EXIT WHEN v_n < v_batch;
+    END LOOP;
+
+    LOOP
+        DELETE FROM nikita.job_executions AS j
+        WHERE j.id IN (
+            SELECT x.id FROM nikita.job_executions AS x
+            WHERE x.status <> 'running' AND x.started_at < p_now - v_job_keep
+            LIMIT v_batch
+        );
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_jobs := v_jobs + v_n;
+        EXIT WHEN v_n < v_batch;
+    END LOOP;
+
+    IF pg_catalog.to_regclass('cron.job_run_details') IS NOT NULL THEN
+        LOOP
+            EXECUTE v_cron_sql USING p_now - v_cron_keep, v_batch;
+            GET DIAGNOSTICS v_n = ROW_COUNT;
+            v_cron := v_cron + v_n;
+            EXIT WHEN v_n < v_batch;
+        END LOOP;
+    END IF;
+
+    -- A running row of a job whose advisory lock nobody holds was abandoned. (A live run takes
+    -- the lock before it writes its row and releases it after settling the row.)
+    UPDATE nikita.job_executions AS j
+    SET
+        status = 'failed',
+        completed_at = p_now,
+        error = 'abandoned: the run ended without recording a result'
+    FROM nikita.job_catalog AS c
+    WHERE
+        j.job_name = c.job_name
+        AND j.status = 'running'
+        AND j.started_at <= p_now
+        AND NOT EXISTS (
+            SELECT 1
+            FROM pg_catalog.pg_locks AS l
+            WHERE
+                l.locktype = 'advisory'
+                AND l.granted
+                AND l.database = (
+                    SELECT d.oid FROM pg_catalog.pg_database AS d
+                    WHERE d.datname = pg_catalog.current_database()
+                )
+                AND l.classid = nikita._job_lock_class()::oid
+                AND l.objid = c.lock_key::oid
+                AND l.objsubid = 2
+        );
+    GET DIAGNOSTICS v_abandoned = ROW_COUNT;
+
+    RETURN pg_catalog.jsonb_build_object(
+        'signup_sessions', v_sessions,
+        'events', v_events,
+        'failed_events', v_failed_events,
+        'job_executions', v_jobs,
+        'cron_run_details', v_cron,
+        'abandoned_jobs', v_abandoned
+    );
+END
+$_$;
+
+--
+-- Name: FUNCTION cleanup(p_now timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.cleanup(p_now timestamp with time zone) IS 'The cleanup job as of p_now: expired signup sessions; delivered/cancelled events past event_retention, failed past failed_event_retention; job rows past job_retention; nikita-* cron.job_run_details past cron_run_retention; abandoned running job rows -> failed. Deletes in batches of cleanup_batch_size. Returns the counts.';
+
+--
+-- Name: complete_conversation(uuid, uuid, text, text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.complete_conversation(p_id uuid, p_lock_token uuid, p_summary text, p_emotional_tone text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_id IS NULL OR p_lock_token IS NULL THEN
+        RAISE EXCEPTION 'conversation id and lock token must not be null'
+            USING ERRCODE = '22004';
+    END IF;
+    UPDATE nikita.conversations AS c
+    SET
+        status = 'processed',
+        summary = p_summary,
+        emotional_tone = p_emotional_tone,
+        error = NULL,
+        locked_by = NULL,
+        locked_until = NULL,
+        lock_token = NULL
+    WHERE c.id = p_id AND c.status = 'processing' AND c.lock_token = p_lock_token;
+    RETURN FOUND;
+END
+$$;
+
+--
+-- Name: FUNCTION complete_conversation(p_id uuid, p_lock_token uuid, p_summary text, p_emotional_tone text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.complete_conversation(p_id uuid, p_lock_token uuid, p_summary text, p_emotional_tone text) IS 'Mark a claimed conversation processed with its summary and emotional tone. False when the lease was lost (token no longer current): the result is dropped.';
+
+--
+-- Name: complete_event(uuid, uuid, text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.complete_event(p_id uuid, p_lock_token uuid, p_provider_ref text DEFAULT NULL::text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_id IS NULL THEN
+        RAISE EXCEPTION 'id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF p_lock_token IS NULL THEN
+        RAISE EXCEPTION 'lock_token must not be null' USING ERRCODE = '22004';
+    END IF;
+
+    UPDATE nikita.scheduled_events AS e
+    SET status = 'delivered',
+        delivered_at = pg_catalog.now(),
+        -- Cut, never refused: a delivered event must settle (a refusal would send it twice).
+        provider_ref = pg_catalog.left(p_provider_ref, 1024),
+        locked_by = NULL,
+        locked_until = NULL,
+        lock_token = NULL,
+        updated_at = pg_catalog.now()
+    WHERE e.id = p_id AND e.lock_token = p_lock_token AND e.status = 'sending';
+    IF FOUND THEN
+        RETURN true;
+    END IF;
+
+    PERFORM nikita._warn_lease_lost('complete_event', p_id, 'completed');
+    RETURN false;
+END
+$$;
+
+--
+-- Name: FUNCTION complete_event(p_id uuid, p_lock_token uuid, p_provider_ref text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.complete_event(p_id uuid, p_lock_token uuid, p_provider_ref text) IS 'Mark a claimed event delivered (provider_ref: Telegram message_id or call id). True when done; false with a WARNING when the lock token is no longer the current claim (lease lost). 22004 for a null id or token.';
+
+--
+-- Name: complete_events(uuid[], uuid[], text[]); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.complete_events(p_ids uuid[], p_lock_tokens uuid[], p_provider_refs text[] DEFAULT NULL::text[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_done integer;
+BEGIN
+    IF p_ids IS NULL THEN
+        RAISE EXCEPTION 'ids must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF p_lock_tokens IS NULL THEN
+        RAISE EXCEPTION 'lock_tokens must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.cardinality(p_lock_tokens) <> pg_catalog.cardinality(p_ids) THEN
+        RAISE EXCEPTION 'lock_tokens has % elements, ids has %',
+            pg_catalog.cardinality(p_lock_tokens), pg_catalog.cardinality(p_ids)
+            USING ERRCODE = '22023';
+    END IF;
+    IF p_provider_refs IS NOT NULL
+        AND pg_catalog.cardinality(p_provider_refs) <> pg_catalog.cardinality(p_ids) THEN
+        RAISE EXCEPTION 'provider_refs has % elements, ids has %',
+            pg_catalog.cardinality(p_provider_refs), pg_catalog.cardinality(p_ids)
+            USING ERRCODE = '22023';
+    END IF;
+
+    -- unnest() of several arrays (special syntax, not pg_catalog.unnest) pads a NULL
+    -- provider_refs with NULLs.
+    UPDATE nikita.scheduled_events AS e
+    SET status = 'delivered',
+        delivered_at = pg_catalog.now(),
+        provider_ref = pg_catalog.left(i.provider_ref, 1024),
+        locked_by = NULL,
+        locked_until = NULL,
+        lock_token = NULL,
+        updated_at = pg_catalog.now()
+    FROM unnest(p_ids, p_lock_tokens, p_provider_refs)
+        AS i (id, lock_token, provider_ref)
+    -- A lock token is set only while the event is 'sending' (CHECK
+    -- scheduled_events_lease_when_sending), so the token match is the state check. Spelling
+    -- out status = 'sending' would invite a scan of the partial index of in-flight rows, which
+    -- is full of dead entries during a fast drain; the primary key is the way in.
+    WHERE e.id = i.id AND e.lock_token = i.lock_token;
+    GET DIAGNOSTICS v_done = ROW_COUNT;
+
+    IF v_done < pg_catalog.cardinality(p_ids) THEN
+        RAISE WARNING 'complete_events: % of % events not completed: lease lost',
+            pg_catalog.cardinality(p_ids) - v_done, pg_catalog.cardinality(p_ids)
+            USING ERRCODE = '01000';
+    END IF;
+    RETURN v_done;
+END
+$$;
+
+--
+-- Name: FUNCTION complete_events(p_ids uuid[], p_lock_tokens uuid[], p_provider_refs text[]); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.complete_events(p_ids uuid[], p_lock_tokens uuid[], p_provider_refs text[]) IS 'Batch complete_event: ids, lock tokens and (optional) provider refs as parallel arrays. Returns how many were completed; the others lost their lease (one WARNING). 22004 null array, 22023 arrays of different lengths.';
+
+--
+-- Name: current_user_id(); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.current_user_id() RETURNS uuid
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_sub text;
+    v_id uuid;
+    -- Dynamic so the function also compiles where schema auth does not exist.
+    v_auth_uid constant text := 'SELECT auth.uid()';
+BEGIN
+    IF pg_catalog.to_regprocedure('auth.uid()') IS NOT NULL THEN
+        EXECUTE v_auth_uid INTO v_id;
+        RETURN v_id;
+    END IF;
+    v_sub := coalesce(
+        nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub',
+        nullif(pg_catalog.current_setting('request.jwt.claim.sub', true), '')
+    );
+    IF v_sub IS NULL THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        RETURN v_sub::uuid;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION 'JWT sub claim is not a uuid: %', v_sub
+            USING ERRCODE = '22P02', HINT = 'nikita players are identified by their users.id';
+    END;
+END
+$$;
+
+--
+-- Name: FUNCTION current_user_id(); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.current_user_id() IS 'The player (users.id) of the current request: auth.uid() on Supabase, else the JWT sub claim.';
 
 --
 -- Name: defer_event(uuid, uuid, timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
@@ -1443,7 +2612,7 @@ BEGIN
         RETURN true;
     END IF;
 
-    PERFORM nikita.queue_warn_lease_lost('defer_event', p_id, 'deferred');
+    PERFORM nikita._warn_lease_lost('defer_event', p_id, 'deferred');
     RETURN false;
 END
 $$;
@@ -1464,13 +2633,13 @@ CREATE FUNCTION nikita.detect_stale_conversations(p_now timestamp with time zone
     SET jit TO 'off'
     AS $$
 DECLARE
-    v_idle interval := nikita.setting_interval('conversation_idle_timeout');
-    v_max integer := nikita.conversation_max_attempts();
+    v_idle interval := nikita._setting_interval('conversation_idle_timeout');
+    v_max integer := nikita._conversation_max_attempts();
     v_ended integer;
     v_recovered integer;
     v_failed integer;
 BEGIN
-    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     IF p_now IS NULL THEN
         RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
     END IF;
@@ -1538,7 +2707,7 @@ CREATE FUNCTION nikita.fail_conversation(p_id uuid, p_lock_token uuid, p_error t
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_max integer := nikita.conversation_max_attempts();
+    v_max integer := nikita._conversation_max_attempts();
     v_status text;
 BEGIN
     IF p_id IS NULL OR p_lock_token IS NULL THEN
@@ -1595,7 +2764,7 @@ BEGIN
     SET status = CASE WHEN p_retryable AND e.attempts < e.max_attempts
         THEN 'pending' ELSE 'failed' END,
         scheduled_at = CASE WHEN p_retryable AND e.attempts < e.max_attempts
-            THEN pg_catalog.now() + nikita.queue_backoff(e.attempts)
+            THEN pg_catalog.now() + nikita._backoff(e.attempts)
             ELSE e.scheduled_at END,
         -- the retry waits at its place in the user's line (0010)
         order_at = coalesce(e.order_at, e.scheduled_at),
@@ -1616,7 +2785,7 @@ BEGIN
         RETURN v_status;
     END IF;
 
-    PERFORM nikita.queue_warn_lease_lost('fail_event', p_id, 'changed');
+    PERFORM nikita._warn_lease_lost('fail_event', p_id, 'changed');
     RETURN NULL;
 END
 $$;
@@ -1641,7 +2810,7 @@ DECLARE
     v_last_run timestamptz;
     v_inserted integer;
 BEGIN
-    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     IF p_now IS NULL THEN
         RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
     END IF;
@@ -1896,192 +3065,6 @@ CREATE FUNCTION nikita.is_valid_timezone(p_name text) RETURNS boolean
 COMMENT ON FUNCTION nikita.is_valid_timezone(p_name text) IS 'True when p_name is an IANA time zone name known to this server (pg_timezone_names; the names known at install are looked up in a constant, others in pg_timezone_names).';
 
 --
--- Name: job_decay_batch(timestamp with time zone, bigint, integer); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.job_decay_batch(p_now timestamp with time zone, p_page bigint, p_pages integer) RETURNS jsonb
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT nikita.apply_decay_batch(p_now, p_page, p_pages);
-$$;
-
---
--- Name: FUNCTION job_decay_batch(p_now timestamp with time zone, p_page bigint, p_pages integer); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.job_decay_batch(p_now timestamp with time zone, p_page bigint, p_pages integer) IS 'Internal to run_job: one decay batch, nikita.apply_decay_batch(p_now, p_page, p_pages), as the owner.';
-
---
--- Name: job_decay_pages(); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.job_decay_pages() RETURNS integer
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT nikita.decay_batch_pages();
-$$;
-
---
--- Name: FUNCTION job_decay_pages(); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.job_decay_pages() IS 'Internal to run_job: nikita.decay_batch_pages() as the owner.';
-
---
--- Name: job_lock_class(); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.job_lock_class() RETURNS integer
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT 1313559617  -- 'NKTA'
-$$;
-
---
--- Name: FUNCTION job_lock_class(); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.job_lock_class() IS 'First key of every job advisory lock: pg_try_advisory_lock(job_lock_class(), lock_key).';
-
---
--- Name: job_lock_key(text); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.job_lock_key(p_name text) RETURNS integer
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_key integer;
-BEGIN
-    IF p_name IS NULL THEN
-        RAISE EXCEPTION 'job name must not be null' USING ERRCODE = '22004';
-    END IF;
-    SELECT c.lock_key INTO v_key FROM nikita.job_catalog AS c WHERE c.job_name = p_name;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown job "%"', p_name
-            USING ERRCODE = '22023',
-                HINT = 'one of: decay, sweep, summary, cleanup, conversations';
-    END IF;
-    RETURN v_key;
-END
-$$;
-
---
--- Name: FUNCTION job_lock_key(p_name text); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.job_lock_key(p_name text) IS 'Internal to run_job: the second advisory lock key of job p_name (job_catalog.lock_key). NULL name: 22004; unknown name: 22023.';
-
---
--- Name: job_record_end(bigint, jsonb, text); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.job_record_end(p_id bigint, p_result jsonb, p_error text) RETURNS void
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    UPDATE nikita.job_executions AS e
-    SET
-        status = CASE WHEN p_error IS NULL THEN 'completed' ELSE 'failed' END,
-        completed_at = pg_catalog.clock_timestamp(),
-        result = coalesce(p_result, '{}'::jsonb),
-        error = p_error,
-        duration_ms = (
-            extract(EPOCH FROM pg_catalog.clock_timestamp() - e.started_at) * 1000::numeric
-        )::integer
-    WHERE e.id = p_id AND e.status = 'running';
-$$;
-
---
--- Name: FUNCTION job_record_end(p_id bigint, p_result jsonb, p_error text); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.job_record_end(p_id bigint, p_result jsonb, p_error text) IS 'Internal to run_job: settle running row p_id as completed with p_result, or as failed with p_error (and p_result) when p_error is not NULL.';
-
---
--- Name: job_record_skipped(text); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.job_record_skipped(p_name text) RETURNS void
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    INSERT INTO nikita.job_executions (job_name, status, completed_at, duration_ms, result)
-    SELECT
-        c.job_name, 'skipped', pg_catalog.clock_timestamp(), 0,
-        pg_catalog.jsonb_build_object('reason', 'the previous run is still running')
-    FROM nikita.job_catalog AS c
-    WHERE c.job_name = p_name;
-$$;
-
---
--- Name: FUNCTION job_record_skipped(p_name text); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.job_record_skipped(p_name text) IS 'Internal to run_job: a skipped job_executions row for job p_name (its lock was held).';
-
---
--- Name: job_record_start(text); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.job_record_start(p_name text) RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_id bigint;
-BEGIN
-    PERFORM nikita.job_lock_key(p_name);
-    UPDATE nikita.job_executions AS e
-    SET
-        status = 'failed',
-        completed_at = pg_catalog.clock_timestamp(),
-        error = 'abandoned: the run ended without recording a result'
-    WHERE e.job_name = p_name AND e.status = 'running';
-
-    INSERT INTO nikita.job_executions (job_name, status)
-    VALUES (p_name, 'running')
-    RETURNING id INTO v_id;
-    RETURN v_id;
-END
-$$;
-
---
--- Name: FUNCTION job_record_start(p_name text); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.job_record_start(p_name text) IS 'Internal to run_job: fail the running rows of job p_name as abandoned and write a new running row; returns its id. Only while holding the job''s lock.';
-
---
--- Name: job_step(text, timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.job_step(p_name text, p_now timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-BEGIN
-    p_now := nikita.checked_now(p_now);
-    RETURN CASE p_name
-        WHEN 'sweep' THEN nikita.sweep_events(p_now)
-        WHEN 'summary' THEN nikita.generate_daily_summaries(p_now)
-        WHEN 'cleanup' THEN nikita.cleanup(p_now)
-        WHEN 'conversations' THEN nikita.detect_stale_conversations(p_now)
-    END;
-END
-$$;
-
---
--- Name: FUNCTION job_step(p_name text, p_now timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.job_step(p_name text, p_now timestamp with time zone) IS 'Internal to run_job: the one-step job p_name (sweep, summary, cleanup, conversations) as of p_now, as the owner; its JSON result (NULL for another name).';
-
---
 -- Name: next_due_at(); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -2090,8 +3073,8 @@ CREATE FUNCTION nikita.next_due_at() RETURNS timestamp with time zone
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     -- Events past max_lateness are left to sweep_events.
-    SELECT nikita.queue_first_claimable(
-        now() - nikita.setting_interval('max_lateness'), 'infinity'
+    SELECT nikita._first_claimable(
+        now() - nikita._setting_interval('max_lateness'), 'infinity'
     )
 $$;
 
@@ -2100,716 +3083,6 @@ $$;
 --
 
 COMMENT ON FUNCTION nikita.next_due_at() IS 'scheduled_at of the earliest pending event that claim_events could take (possibly in the past: due now): ops alerts and the head of each user with nothing in flight (a user''s later event waits behind its head), ignoring events past max_lateness; NULL when there is none.';
-
---
--- Name: queue_backoff(integer); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.queue_backoff(p_attempt integer) RETURNS interval
-    LANGUAGE sql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    -- The exponent stops at 6 (64 min > the cap) so large attempt numbers cannot overflow.
-    SELECT least(
-        interval '1 minute' * power(2, least(greatest(p_attempt, 1), 7) - 1)
-        * (0.9 + 0.2 * random()),
-        interval '1 hour'
-    )
-$$;
-
---
--- Name: FUNCTION queue_backoff(p_attempt integer); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.queue_backoff(p_attempt integer) IS 'Internal: retry delay after failed attempt p_attempt: 2^(p_attempt-1) min +-10 %, <= 1 h.';
-
---
--- Name: queue_check_optional_key(jsonb, text, text, text); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.queue_check_optional_key(p_content jsonb, p_key text, p_type text, p_what text) RETURNS void
-    LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_type text := pg_catalog.jsonb_typeof(p_content -> p_key);
-BEGIN
-    IF v_type IS NOT NULL AND v_type <> p_type THEN
-        RAISE EXCEPTION 'content.% must be %, got %', p_key, p_what, v_type
-            USING ERRCODE = '22023';
-    END IF;
-END
-$$;
-
---
--- Name: FUNCTION queue_check_optional_key(p_content jsonb, p_key text, p_type text, p_what text); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.queue_check_optional_key(p_content jsonb, p_key text, p_type text, p_what text) IS 'Internal: 22023 unless p_content has no p_key or its value is of JSON type p_type.';
-
---
--- Name: queue_check_reply_markup(jsonb); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.queue_check_reply_markup(p_markup jsonb) RETURNS void
-    LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_kinds text[];
-    v_kind text;
-    v_unknown text;
-    v_rows jsonb;
-    v_row jsonb;
-    v_button jsonb;
-    v_where text;
-    v_text text;
-    v_value jsonb;
-    v_total integer := 0;
-    v_size integer := pg_catalog.pg_column_size(p_markup);
-BEGIN
-    IF v_size > 16384 THEN
-        RAISE EXCEPTION 'content.reply_markup is % bytes; at most 16384', v_size
-            USING ERRCODE = '22023';
-    END IF;
-    v_kinds := ARRAY(
-        SELECT k.key FROM pg_catalog.jsonb_object_keys(p_markup) AS k (key)
-        WHERE k.key IN ('inline_keyboard', 'keyboard', 'remove_keyboard', 'force_reply')
-        ORDER BY k.key
-    );
-    IF pg_catalog.cardinality(v_kinds) <> 1 THEN
-        RAISE EXCEPTION 'content.reply_markup must have exactly one of inline_keyboard, keyboard, '
-            'remove_keyboard, force_reply; got %',
-            coalesce(nullif(pg_catalog.array_to_string(v_kinds, ', '), ''), 'none')
-            USING ERRCODE = '22023';
-    END IF;
-    v_kind := v_kinds[1];
-    SELECT string_agg(k.key, ', ' ORDER BY k.key) INTO v_unknown
-    FROM pg_catalog.jsonb_object_keys(p_markup) AS k (key)
-    WHERE NOT k.key = ANY (CASE v_kind
-        WHEN 'inline_keyboard' THEN ARRAY['inline_keyboard']
-        WHEN 'keyboard' THEN ARRAY['keyboard', 'is_persistent', 'resize_keyboard',
-            'one_time_keyboard', 'input_field_placeholder', 'selective']
-        WHEN 'remove_keyboard' THEN ARRAY['remove_keyboard', 'selective']
-        ELSE ARRAY['force_reply', 'input_field_placeholder', 'selective']
-    END);
-    IF v_unknown IS NOT NULL THEN
-        RAISE EXCEPTION 'content.reply_markup has unknown key(s) for %: %', v_kind, v_unknown
-            USING ERRCODE = '22023';
-    END IF;
-
-    IF v_kind IN ('remove_keyboard', 'force_reply') THEN
-        IF p_markup -> v_kind IS DISTINCT FROM 'true'::jsonb THEN
-            RAISE EXCEPTION 'content.reply_markup.% must be true', v_kind USING ERRCODE = '22023';
-        END IF;
-    END IF;
-    v_value := p_markup -> 'input_field_placeholder';
-    IF v_value IS NOT NULL AND (pg_catalog.jsonb_typeof(v_value) <> 'string'
-        OR pg_catalog.length(v_value #>> '{}') NOT BETWEEN 1 AND 64) THEN
-        RAISE EXCEPTION 'content.reply_markup.input_field_placeholder must be a string of 1 to 64 '
-            'characters'
-            USING ERRCODE = '22023';
-    END IF;
-    SELECT string_agg(k.key, ', ' ORDER BY k.key) INTO v_unknown
-    FROM pg_catalog.jsonb_each(p_markup) AS k
-    WHERE k.key IN ('is_persistent', 'resize_keyboard', 'one_time_keyboard', 'selective')
-        AND pg_catalog.jsonb_typeof(k.value) <> 'boolean';
-    IF v_unknown IS NOT NULL THEN
-        RAISE EXCEPTION 'content.reply_markup: % must be boolean', v_unknown
-            USING ERRCODE = '22023';
-    END IF;
-    IF v_kind NOT IN ('inline_keyboard', 'keyboard') THEN
-        RETURN;
-    END IF;
-
-    -- A keyboard: an array of rows, each an array of buttons.
-    v_rows := p_markup -> v_kind;
-    IF pg_catalog.jsonb_typeof(v_rows) <> 'array' THEN
-        RAISE EXCEPTION 'content.reply_markup.% must be an array of rows', v_kind
-            USING ERRCODE = '22023';
-    END IF;
-    FOR r IN 0 .. pg_catalog.jsonb_array_length(v_rows) - 1 LOOP
-        v_row := v_rows -> r;
-        IF pg_catalog.jsonb_typeof(v_row) <> 'array' THEN
-            RAISE EXCEPTION 'content.reply_markup.%[%] must be an array of buttons', v_kind, r
-                USING ERRCODE = '22023';
-        END IF;
-        IF v_kind = 'inline_keyboard' AND pg_catalog.jsonb_array_length(v_row) > 8 THEN
-            RAISE EXCEPTION 'content.reply_markup.inline_keyboard[%] has % buttons; at most 8 a row',
-                r, pg_catalog.jsonb_array_length(v_row)
-                USING ERRCODE = '22023';
-        END IF;
-        v_total := v_total + pg_catalog.jsonb_array_length(v_row);
-        IF v_kind = 'inline_keyboard' AND v_total > 100 THEN
-            RAISE EXCEPTION 'content.reply_markup.inline_keyboard has more than 100 buttons'
-                USING ERRCODE = '22023';
-        END IF;
-        FOR b IN 0 .. pg_catalog.jsonb_array_length(v_row) - 1 LOOP
-            v_button := v_row -> b;
-            v_where := pg_catalog.format('content.reply_markup.%s[%s][%s]', v_kind, r, b);
-            -- A reply keyboard button may be just its text.
-            IF v_kind = 'keyboard' AND pg_catalog.jsonb_typeof(v_button) = 'string' THEN
-                v_button := pg_catalog.jsonb_build_object('text', v_button);
-            END IF;
-            IF pg_catalog.jsonb_typeof(v_button) <> 'object' THEN
-                RAISE EXCEPTION '% must be a button object', v_where USING ERRCODE = '22023';
-            END IF;
-            v_value := v_button -> 'text';
-            IF pg_catalog.jsonb_typeof(v_value) IS DISTINCT FROM 'string'
-                OR nikita.is_blank(v_value #>> '{}') THEN
-                RAISE EXCEPTION '%.text is required and must not be blank', v_where
-                    USING ERRCODE = '22023';
-            END IF;
-            v_text := v_value #>> '{}';
-            IF pg_catalog.length(v_text) > 256 THEN
-                RAISE EXCEPTION '%.text is % characters long; at most 256', v_where,
-                    pg_catalog.length(v_text)
-                    USING ERRCODE = '22023';
-            END IF;
-            v_value := v_button -> 'callback_data';
-            IF v_value IS NOT NULL AND (pg_catalog.jsonb_typeof(v_value) <> 'string'
-                OR pg_catalog.octet_length(v_value #>> '{}') NOT BETWEEN 1 AND 64) THEN
-                RAISE EXCEPTION '%.callback_data must be a string of 1 to 64 bytes, got % bytes',
-                    v_where, pg_catalog.octet_length(v_value #>> '{}')
-                    USING ERRCODE = '22023';
-            END IF;
-            v_value := v_button #> '{copy_text,text}';
-            IF v_button ? 'copy_text' AND (pg_catalog.jsonb_typeof(v_value) IS DISTINCT FROM 'string'
-                OR pg_catalog.length(v_value #>> '{}') NOT BETWEEN 1 AND 256) THEN
-                RAISE EXCEPTION '%.copy_text.text must be a string of 1 to 256 characters',
-                    v_where
-                    USING ERRCODE = '22023';
-            END IF;
-        END LOOP;
-    END LOOP;
-END
-$$;
-
---
--- Name: FUNCTION queue_check_reply_markup(p_markup jsonb); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.queue_check_reply_markup(p_markup jsonb) IS 'Internal: 22023 naming the member unless p_markup is a Telegram reply_markup within the Bot API''s limits (see functions/schedule_event.sql).';
-
---
--- Name: queue_first_claimable(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.queue_first_claimable(p_oldest timestamp with time zone, p_until timestamp with time zone) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT e.scheduled_at
-    FROM nikita.scheduled_events AS e
-    WHERE e.status = 'pending'
-      AND e.scheduled_at >= p_oldest
-      AND e.scheduled_at <= p_until
-      AND CASE
-          WHEN e.user_id IS NULL THEN true
-          WHEN e.user_id IN (
-              SELECT s.user_id FROM nikita.scheduled_events AS s WHERE s.status = 'sending'
-          ) THEN false
-          ELSE e.seq = (
-              SELECT o.seq FROM nikita.scheduled_events AS o
-              WHERE o.user_id = e.user_id
-                AND o.status = 'pending'
-                AND o.scheduled_at >= p_oldest
-              ORDER BY o.user_id, coalesce(o.order_at, o.scheduled_at), o.seq
-              LIMIT 1
-          )
-      END
-    ORDER BY e.scheduled_at
-    LIMIT 1
-$$;
-
---
--- Name: FUNCTION queue_first_claimable(p_oldest timestamp with time zone, p_until timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.queue_first_claimable(p_oldest timestamp with time zone, p_until timestamp with time zone) IS 'Internal: scheduled_at of the first claimable pending event (an ops alert, or the head of a user with nothing in flight) between p_oldest and p_until; NULL when none.';
-
---
--- Name: queue_iso8601(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.queue_iso8601(p_at timestamp with time zone) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-$$;
-
---
--- Name: FUNCTION queue_iso8601(p_at timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.queue_iso8601(p_at timestamp with time zone) IS 'Internal: p_at as ISO 8601 in UTC with microseconds (the nikita_events payload format).';
-
---
--- Name: queue_job_alert(text, text, timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.queue_job_alert(p_job text, p_error text, p_now timestamp with time zone DEFAULT now()) RETURNS uuid
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_chat bigint := nikita.setting_bigint('alert_chat_id');
-BEGIN
-    p_now := nikita.checked_now(p_now);
-    IF v_chat IS NULL THEN
-        RETURN NULL;  -- alerts disabled
-    END IF;
-    -- At most one alert per job per hour: a minutely job failing all day is one alert an hour.
-    IF EXISTS (
-        SELECT 1
-        FROM nikita.job_executions AS e
-        WHERE
-            e.job_name = p_job
-            AND e.started_at > p_now - interval '1 hour'
-            AND e.status = 'failed'
-            AND e.result ? 'alert_event_id'
-    ) THEN
-        RETURN NULL;
-    END IF;
-    RETURN nikita.schedule_event(
-        NULL,
-        'telegram',
-        'ops_alert',
-        pg_catalog.jsonb_build_object(
-            'chat_id', v_chat,
-            'text', pg_catalog.format(
-                'nikita-tasks: job %s failed at %s UTC in database %s: %s',
-                p_job,
-                pg_catalog.to_char(p_now AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-                pg_catalog.current_database(),
-                pg_catalog.left(coalesce(p_error, 'unknown error'), 2000)
-            )
-        ),
-        p_now,
-        'ops_alert:job_failed:' || p_job
-    );
-END
-$$;
-
---
--- Name: FUNCTION queue_job_alert(p_job text, p_error text, p_now timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.queue_job_alert(p_job text, p_error text, p_now timestamp with time zone) IS 'Queue an ops_alert Telegram event to setting alert_chat_id saying job p_job failed with p_error; NULL when no alert chat is set or this job already alerted within the hour. Internal to run_job (SECURITY DEFINER: the jobs role has no right on the events).';
-
---
--- Name: queue_notify_inserted(); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.queue_notify_inserted() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
--- @plpgsql_check_options: newtable = new_rows
-DECLARE
-    v_at timestamptz;
-BEGIN
-    SELECT min(n.scheduled_at) INTO v_at FROM new_rows AS n WHERE n.status = 'pending';
-    IF v_at IS NOT NULL THEN
-        PERFORM pg_catalog.pg_notify('nikita_events', nikita.queue_iso8601(v_at));
-    END IF;
-    RETURN NULL;
-END
-$$;
-
---
--- Name: FUNCTION queue_notify_inserted(); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.queue_notify_inserted() IS 'Trigger (AFTER INSERT, statement): NOTIFY nikita_events with the earliest new pending time.';
-
---
--- Name: queue_notify_updated(); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.queue_notify_updated() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
--- @plpgsql_check_options: oldtable = old_rows, newtable = new_rows
-DECLARE
-    v_at timestamptz;
-BEGIN
-    -- Re-queued (sending -> pending) or rescheduled pending rows. Claims, completions and
-    -- cancellations produce no pending row, so they notify nobody.
-    SELECT min(n.scheduled_at) INTO v_at
-    FROM new_rows AS n
-    JOIN old_rows AS o ON o.id = n.id
-    WHERE n.status = 'pending'
-      AND (o.status <> 'pending' OR o.scheduled_at <> n.scheduled_at);
-    IF v_at IS NOT NULL THEN
-        PERFORM pg_catalog.pg_notify('nikita_events', nikita.queue_iso8601(v_at));
-    END IF;
-    RETURN NULL;
-END
-$$;
-
---
--- Name: FUNCTION queue_notify_updated(); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.queue_notify_updated() IS 'Trigger (AFTER UPDATE, statement): NOTIFY nikita_events for re-queued/rescheduled rows.';
-
---
--- Name: queue_schedule(uuid, text, text, jsonb, timestamp with time zone, text, uuid); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.queue_schedule(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid) RETURNS uuid
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-DECLARE
-    v_telegram_id bigint;
-    v_phone text;
-    v_content jsonb;
-    v_unknown text;
-    v_value jsonb;
-    v_chat numeric;
-    v_text text;
-    v_id uuid;
-    v_owner uuid;
-    v_conversation_user uuid;
-    v_scheduled_at timestamptz := p_scheduled_at;
-    v_size integer;
-BEGIN
-    IF p_platform IS NULL THEN
-        RAISE EXCEPTION 'platform must not be null' USING ERRCODE = '22004';
-    END IF;
-    IF p_platform NOT IN ('telegram', 'voice') THEN
-        RAISE EXCEPTION 'platform must be telegram or voice, got "%"', p_platform
-            USING ERRCODE = '22023';
-    END IF;
-    IF p_event_type IS NULL THEN
-        RAISE EXCEPTION 'event_type must not be null' USING ERRCODE = '22004';
-    END IF;
-    IF p_event_type NOT IN (
-        'message_delivery', 'call_reminder', 'boss_prompt', 'follow_up', 'game_over', 'ops_alert'
-    ) THEN
-        RAISE EXCEPTION 'event_type must be one of message_delivery, call_reminder, '
-            'boss_prompt, follow_up, game_over, ops_alert; got "%"', p_event_type
-            USING ERRCODE = '22023';
-    END IF;
-    IF p_content IS NULL THEN
-        RAISE EXCEPTION 'content must not be null' USING ERRCODE = '22004';
-    END IF;
-    IF pg_catalog.jsonb_typeof(p_content) <> 'object' THEN
-        RAISE EXCEPTION 'content must be a JSON object, got %', pg_catalog.jsonb_typeof(p_content)
-            USING ERRCODE = '22023';
-    END IF;
-    -- Bounds before any other work on the content (same expression as CHECK
-    -- scheduled_events_content_bounded). pg_column_size reads the header only.
-    v_size := pg_catalog.pg_column_size(p_content);
-    IF v_size > 262144 THEN
-        RAISE EXCEPTION 'content is % bytes; at most 262144 (largest member: %)', v_size, (
-            SELECT pg_catalog.format('%s, %s bytes', kv.key, pg_catalog.pg_column_size(kv.value))
-            FROM pg_catalog.jsonb_each(p_content) AS kv
-            ORDER BY pg_catalog.pg_column_size(kv.value) DESC, kv.key LIMIT 1
-        )
-            USING ERRCODE = '22023';
-    END IF;
-    IF pg_catalog.jsonb_path_exists(p_content, 'strict $.**{17}') THEN
-        RAISE EXCEPTION 'content.% is nested too deeply: at most 16 levels below content',
-            nikita.queue_too_deep_member(p_content)
-            USING ERRCODE = '22023';
-    END IF;
-    IF p_scheduled_at IS NULL THEN
-        RAISE EXCEPTION 'scheduled_at must not be null' USING ERRCODE = '22004';
-    END IF;
-    IF NOT pg_catalog.isfinite(p_scheduled_at) THEN
-        RAISE EXCEPTION 'scheduled_at must be a finite time, got %', p_scheduled_at
-            USING ERRCODE = '22023';
-    END IF;
-    -- Far in the past: earlier than now() - max_lateness the next sweep would expire the event
-    -- unsent; it is due now instead. max_lateness is at least a minute (CHECK
-    -- settings_value_valid), so an event due now or later skips the setting look-up.
-    IF p_scheduled_at < pg_catalog.now() - interval '1 minute'
-        AND p_scheduled_at < pg_catalog.now() - nikita.setting_interval('max_lateness') THEN
-        v_scheduled_at := pg_catalog.now();
-    END IF;
-    IF p_dedupe_key IS NOT NULL AND pg_catalog.length(p_dedupe_key) NOT BETWEEN 1 AND 200 THEN
-        RAISE EXCEPTION 'dedupe_key must be 1 to 200 characters, got %',
-            pg_catalog.length(p_dedupe_key)
-            USING ERRCODE = '22023';
-    END IF;
-
-    IF p_user_id IS NULL THEN
-        IF p_event_type <> 'ops_alert' THEN
-            RAISE EXCEPTION 'user_id must not be null (only ops_alert events have no user)'
-                USING ERRCODE = '22004';
-        END IF;
-    ELSE
-        SELECT u.telegram_id, u.phone INTO v_telegram_id, v_phone
-        FROM nikita.users AS u WHERE u.id = p_user_id;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'user_id % does not exist', p_user_id
-                USING ERRCODE = '23503', HINT = 'events are scheduled for rows of nikita.users';
-        END IF;
-    END IF;
-
-    IF p_source_conversation_id IS NOT NULL THEN
-        SELECT c.user_id INTO v_conversation_user
-        FROM nikita.conversations AS c WHERE c.id = p_source_conversation_id;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'source_conversation_id % does not exist', p_source_conversation_id
-                USING ERRCODE = '23503';
-        END IF;
-        IF v_conversation_user IS DISTINCT FROM p_user_id THEN
-            RAISE EXCEPTION 'source_conversation_id % belongs to another user',
-                p_source_conversation_id
-                USING ERRCODE = '22023';
-        END IF;
-    END IF;
-
-    -- Optional keys given as JSON null are dropped (null means "not given").
-    v_content := p_content - ARRAY(
-        SELECT kv.key FROM pg_catalog.jsonb_each(p_content) AS kv
-        WHERE pg_catalog.jsonb_typeof(kv.value) = 'null'
-    );
-
-    IF p_platform = 'telegram' THEN
-        SELECT string_agg(k.key, ', ' ORDER BY k.key) INTO v_unknown
-        FROM pg_catalog.jsonb_object_keys(v_content) AS k (key)
-        WHERE k.key NOT IN ('chat_id', 'text', 'parse_mode', 'reply_markup',
-            'disable_notification');
-        IF v_unknown IS NOT NULL THEN
-            RAISE EXCEPTION 'content has unknown key(s) for telegram: %', v_unknown
-                USING ERRCODE = '22023',
-                HINT = 'allowed: chat_id, text, parse_mode, reply_markup, disable_notification';
-        END IF;
-
-        v_value := v_content -> 'chat_id';
-        IF v_value IS NULL THEN
-            IF p_user_id IS NOT NULL THEN
-                IF v_telegram_id IS NULL THEN
-                    RAISE EXCEPTION 'content.chat_id is missing and user % has no telegram_id',
-                        p_user_id
-                        USING ERRCODE = '22023', HINT = 'no recipient for a Telegram event';
-                END IF;
-                v_content := v_content || pg_catalog.jsonb_build_object('chat_id', v_telegram_id);
-            ELSE
-                v_chat := nikita.setting_bigint('alert_chat_id');
-                IF v_chat IS NULL THEN
-                    RAISE EXCEPTION 'content.chat_id is missing and no alert_chat_id is set'
-                        USING ERRCODE = '22023', HINT = 'no recipient for an ops_alert event';
-                END IF;
-                v_content := v_content || pg_catalog.jsonb_build_object('chat_id', v_chat);
-            END IF;
-        ELSE
-            IF pg_catalog.jsonb_typeof(v_value) <> 'number' THEN
-                RAISE EXCEPTION 'content.chat_id must be an integer chat id, got %', v_value
-                    USING ERRCODE = '22023';
-            END IF;
-            v_chat := (v_value #>> '{}')::numeric;
-            IF v_chat <> trunc(v_chat) OR v_chat = 0
-                OR abs(v_chat) > 9223372036854775807 THEN
-                RAISE EXCEPTION 'content.chat_id must be a non-zero integer chat id, got %',
-                    v_value
-                    USING ERRCODE = '22023';
-            END IF;
-        END IF;
-
-        v_value := v_content -> 'text';
-        IF v_value IS NULL OR pg_catalog.jsonb_typeof(v_value) <> 'string' THEN
-            RAISE EXCEPTION 'content.text is required and must be a string'
-                USING ERRCODE = '22023';
-        END IF;
-        v_text := v_value #>> '{}';
-        IF nikita.is_blank(v_text) THEN
-            RAISE EXCEPTION 'content.text must not be empty or blank' USING ERRCODE = '22023';
-        END IF;
-        IF pg_catalog.length(v_text) > 32768 THEN
-            RAISE EXCEPTION 'content.text is % characters long; at most 32768',
-                pg_catalog.length(v_text)
-                USING ERRCODE = '22023';
-        END IF;
-
-        v_value := v_content -> 'parse_mode';
-        IF v_value IS NOT NULL AND (pg_catalog.jsonb_typeof(v_value) <> 'string'
-            OR v_value #>> '{}' NOT IN ('HTML', 'MarkdownV2')) THEN
-            RAISE EXCEPTION 'content.parse_mode must be "HTML" or "MarkdownV2", got %', v_value
-                USING ERRCODE = '22023';
-        END IF;
-        PERFORM nikita.queue_check_optional_key(
-            v_content, 'reply_markup', 'object', 'a JSON object'
-        );
-        IF v_content ? 'reply_markup' THEN
-            PERFORM nikita.queue_check_reply_markup(v_content -> 'reply_markup');
-        END IF;
-        PERFORM nikita.queue_check_optional_key(
-            v_content, 'disable_notification', 'boolean', 'a boolean'
-        );
-    ELSE
-        SELECT string_agg(k.key, ', ' ORDER BY k.key) INTO v_unknown
-        FROM pg_catalog.jsonb_object_keys(v_content) AS k (key)
-        WHERE k.key NOT IN ('to_number', 'prompt', 'first_message', 'dynamic_variables');
-        IF v_unknown IS NOT NULL THEN
-            RAISE EXCEPTION 'content has unknown key(s) for voice: %', v_unknown
-                USING ERRCODE = '22023',
-                HINT = 'allowed: to_number, prompt, first_message, dynamic_variables';
-        END IF;
-
-        v_value := v_content -> 'to_number';
-        IF v_value IS NULL THEN
-            IF v_phone IS NULL THEN
-                RAISE EXCEPTION 'content.to_number is missing and %',
-                    CASE WHEN p_user_id IS NULL THEN 'the event has no user'
-                        ELSE format('user %s has no phone', p_user_id) END
-                    USING ERRCODE = '22023', HINT = 'no recipient for a voice event';
-            END IF;
-            v_content := v_content || pg_catalog.jsonb_build_object('to_number', v_phone);
-        ELSIF pg_catalog.jsonb_typeof(v_value) <> 'string'
-            OR NOT nikita.is_e164(v_value #>> '{}') THEN
-            RAISE EXCEPTION 'content.to_number must be an E.164 number (+ and 7 to 15 digits), '
-                'got %', v_value
-                USING ERRCODE = '22023';
-        END IF;
-
-        PERFORM nikita.queue_check_optional_key(v_content, 'prompt', 'string', 'a string');
-        PERFORM nikita.queue_check_optional_key(v_content, 'first_message', 'string', 'a string');
-        PERFORM nikita.queue_check_optional_key(
-            v_content, 'dynamic_variables', 'object', 'a JSON object'
-        );
-        IF pg_catalog.length(v_content ->> 'prompt') > 32768 THEN
-            RAISE EXCEPTION 'content.prompt is % characters long; at most 32768',
-                pg_catalog.length(v_content ->> 'prompt')
-                USING ERRCODE = '22023';
-        END IF;
-        IF pg_catalog.length(v_content ->> 'first_message') > 4096 THEN
-            RAISE EXCEPTION 'content.first_message is % characters long; at most 4096',
-                pg_catalog.length(v_content ->> 'first_message')
-                USING ERRCODE = '22023';
-        END IF;
-        v_value := v_content -> 'dynamic_variables';
-        IF v_value IS NOT NULL THEN
-            IF pg_catalog.pg_column_size(v_value) > 65536 THEN
-                RAISE EXCEPTION 'content.dynamic_variables is % bytes; at most 65536',
-                    pg_catalog.pg_column_size(v_value)
-                    USING ERRCODE = '22023';
-            END IF;
-            IF (SELECT count(*) FROM pg_catalog.jsonb_object_keys(v_value)) > 100 THEN
-                RAISE EXCEPTION 'content.dynamic_variables has % entries; at most 100',
-                    (SELECT count(*) FROM pg_catalog.jsonb_object_keys(v_value))
-                    USING ERRCODE = '22023';
-            END IF;
-            SELECT string_agg(kv.key, ', ' ORDER BY kv.key) INTO v_unknown
-            FROM pg_catalog.jsonb_each(v_value) AS kv
-            WHERE pg_catalog.length(kv.key) NOT BETWEEN 1 AND 128
-                OR (pg_catalog.jsonb_typeof(kv.value) = 'string'
-                    AND pg_catalog.length(kv.value #>> '{}') > 4096);
-            IF v_unknown IS NOT NULL THEN
-                RAISE EXCEPTION 'content.dynamic_variables: names must be 1 to 128 characters and '
-                    'string values at most 4096; not: %', pg_catalog.left(v_unknown, 200)
-                    USING ERRCODE = '22023';
-            END IF;
-            SELECT string_agg(kv.key, ', ' ORDER BY kv.key) INTO v_unknown
-            FROM pg_catalog.jsonb_each(v_value) AS kv
-            WHERE pg_catalog.jsonb_typeof(kv.value) NOT IN ('string', 'number', 'boolean');
-            IF v_unknown IS NOT NULL THEN
-                RAISE EXCEPTION 'content.dynamic_variables values must be strings, numbers or '
-                    'booleans; not: %', v_unknown
-                    USING ERRCODE = '22023';
-            END IF;
-        END IF;
-    END IF;
-
-    -- The recipient filled in may add a few bytes.
-    IF pg_catalog.pg_column_size(v_content) > 262144 THEN
-        RAISE EXCEPTION 'content is % bytes with its recipient; at most 262144',
-            pg_catalog.pg_column_size(v_content)
-            USING ERRCODE = '22023';
-    END IF;
-
-    -- Race-safe dedupe: the conflict target is the partial unique index
-    -- scheduled_events_dedupe_live_key (same predicate). A concurrent insert of the same key
-    -- waits for ours and then returns our id. The loop covers a live duplicate that settles
-    -- between the conflict and the look-up.
-    FOR i IN 1..5 LOOP
-        INSERT INTO nikita.scheduled_events AS e (
-            user_id, platform, event_type, content, scheduled_at, dedupe_key,
-            source_conversation_id
-        ) VALUES (
-            p_user_id, p_platform, p_event_type, v_content, v_scheduled_at, p_dedupe_key,
-            p_source_conversation_id
-        )
-        ON CONFLICT (dedupe_key)
-        WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'sending')
-        DO NOTHING
-        RETURNING e.id INTO v_id;
-        IF v_id IS NOT NULL THEN
-            RETURN v_id;
-        END IF;
-        SELECT e.id, e.user_id INTO v_id, v_owner
-        FROM nikita.scheduled_events AS e
-        WHERE e.dedupe_key = p_dedupe_key AND e.status IN ('pending', 'sending');
-        IF FOUND THEN
-            IF v_owner IS DISTINCT FROM p_user_id THEN
-                RAISE EXCEPTION 'dedupe_key "%" is live on event % of another user',
-                    p_dedupe_key, v_id
-                    USING ERRCODE = '23505', HINT = 'dedupe keys are global: prefix them';
-            END IF;
-            RETURN v_id;
-        END IF;
-        RAISE DEBUG 'dedupe_key % settled between conflict and look-up (try %)', p_dedupe_key, i;
-    END LOOP;
-    RAISE EXCEPTION 'dedupe_key "%": could not insert nor find the live event', p_dedupe_key
-        USING ERRCODE = '40001';
-END
-$_$;
-
---
--- Name: FUNCTION queue_schedule(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.queue_schedule(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid) IS 'Internal: validates and inserts one event (schedule_event, schedule_reply); see their docs.';
-
---
--- Name: queue_too_deep_member(jsonb); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.queue_too_deep_member(p_content jsonb) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-    SELECT kv.key FROM pg_catalog.jsonb_each(p_content) AS kv
-    WHERE pg_catalog.jsonb_path_exists(kv.value, 'strict $.**{16}')
-    ORDER BY kv.key LIMIT 1
-$_$;
-
---
--- Name: FUNCTION queue_too_deep_member(p_content jsonb); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.queue_too_deep_member(p_content jsonb) IS 'Internal: the first member of p_content nested more than 16 levels below the content.';
-
---
--- Name: queue_warn_lease_lost(text, uuid, text); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.queue_warn_lease_lost(p_caller text, p_id uuid, p_outcome text) RETURNS void
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_status text;
-BEGIN
-    SELECT e.status INTO v_status FROM nikita.scheduled_events AS e WHERE e.id = p_id;
-    RAISE WARNING '%: event % not %: lease lost (%)', p_caller, p_id, p_outcome,
-        coalesce('event is now ' || v_status, 'no such event')
-        USING ERRCODE = '01000';
-END
-$$;
-
---
--- Name: FUNCTION queue_warn_lease_lost(p_caller text, p_id uuid, p_outcome text); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.queue_warn_lease_lost(p_caller text, p_id uuid, p_outcome text) IS 'Internal: WARNING (01000) that p_caller did not settle event p_id because its lease was lost.';
 
 --
 -- Name: run_job(text); Type: PROCEDURE; Schema: nikita; Owner: -
@@ -2821,32 +3094,20 @@ CREATE PROCEDURE nikita.run_job(IN p_name text)
 DECLARE
     -- These run before the first statement, under the caller's search_path: qualified calls only.
     v_now pg_catalog.timestamptz := pg_catalog.now();
-    v_class integer := nikita.job_lock_class();
+    v_class integer := nikita._job_lock_class();
     v_key integer;
+    v_step pg_catalog.text;
     v_id bigint;
+    v_state pg_catalog.jsonb;
     v_result pg_catalog.jsonb;
     v_error pg_catalog.text;
-    v_state pg_catalog.text;
+    v_sqlstate pg_catalog.text;
     v_alert pg_catalog.uuid;
     v_alert_error pg_catalog.text;
-    -- decay
-    v_pages integer;
-    v_page bigint := 0;
-    v_batch pg_catalog.jsonb;
-    v_t0 pg_catalog.timestamptz;
-    v_ms numeric;
-    v_max_ms numeric := 0;
-    v_batches integer := 0;
-    v_due bigint := 0;
-    v_decayed bigint := 0;
-    v_game_overs bigint := 0;
-    v_points numeric := 0;
-    v_skipped bigint := 0;
-    -- Players decay skipped (one bad row never stops the run): at most 20 kept, as per batch.
-    v_skipped_rows pg_catalog.jsonb := '[]'::pg_catalog.jsonb;
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    v_key := nikita.job_lock_key(p_name);  -- NULL: 22004; unknown: 22023
+    v_key := nikita._job_lock_key(p_name);  -- NULL: 22004; unknown: 22023
+    v_step := nikita._job_step_function(p_name);
 
     -- Outside a transaction block this ends the caller's (empty) transaction; inside one it
     -- raises 2D000 before any lock is taken.
@@ -2854,92 +3115,50 @@ BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
     IF NOT pg_catalog.pg_try_advisory_lock(v_class, v_key) THEN
-        PERFORM nikita.job_record_skipped(p_name);
+        PERFORM nikita._job_record_skipped(p_name);
         COMMIT;
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         RETURN;
     END IF;
 
     -- This session holds the job's lock: a 'running' row of this job belongs to a dead run.
-    v_id := nikita.job_record_start(p_name);
+    v_id := nikita._job_record_start(p_name);
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
-    IF p_name = 'decay'::text THEN
+    -- One transaction per step, all pinned to v_now. The last step commits with the job row.
+    LOOP
         BEGIN
-            v_pages := nikita.job_decay_pages();
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
-        END;
-        -- One transaction per batch (a range of pages of nikita.users), all pinned to v_now.
-        WHILE v_error IS NULL LOOP
-            v_t0 := pg_catalog.clock_timestamp();
-            BEGIN
-                v_batch := nikita.job_decay_batch(v_now, v_page, v_pages);
-            EXCEPTION WHEN OTHERS OR query_canceled THEN
-                GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
-            END;
-            EXIT WHEN v_error IS NOT NULL;
-            COMMIT;
-            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-            v_ms := extract(EPOCH FROM pg_catalog.clock_timestamp() - v_t0) * 1000::numeric;
-            v_max_ms := greatest(v_max_ms, v_ms);
-            v_batches := v_batches + 1;
-            v_due := v_due + (v_batch ->> 'due'::text)::bigint;
-            v_decayed := v_decayed + (v_batch ->> 'decayed'::text)::bigint;
-            v_game_overs := v_game_overs + (v_batch ->> 'game_overs'::text)::bigint;
-            v_points := v_points + (v_batch ->> 'points'::text)::numeric;
-            v_skipped := v_skipped + coalesce((v_batch ->> 'skipped'::text)::bigint, 0::bigint);
-            IF pg_catalog.jsonb_array_length(v_skipped_rows) < 20 THEN
-                v_skipped_rows := pg_catalog.jsonb_path_query_array(
-                    v_skipped_rows
-                    || coalesce(v_batch -> 'skipped_rows'::text, '[]'::pg_catalog.jsonb),
-                    '$[0 to 19]'
-                );
-            END IF;
-            v_page := (v_batch ->> 'next_page'::text)::bigint;
-            EXIT WHEN v_page >= (v_batch ->> 'table_pages'::text)::bigint;
-        END LOOP;
-        v_result := pg_catalog.jsonb_build_object(
-            'decayed', v_decayed,
-            'game_overs', v_game_overs,
-            'points', v_points,
-            'due', v_due,
-            'batches', v_batches,
-            'skipped', v_skipped,
-            'skipped_rows', v_skipped_rows,
-            'max_batch_ms', pg_catalog.round(v_max_ms, 1),
-            'p_now', v_now
-        );
-    ELSE
-        BEGIN
-            v_result := nikita.job_step(p_name, v_now);
+            EXECUTE pg_catalog.format('SELECT nikita.%I($1, $2)', v_step)
+            INTO v_state USING v_now, v_state;
         EXCEPTION WHEN OTHERS OR query_canceled THEN
-            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
+            GET STACKED DIAGNOSTICS v_sqlstate = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
         END;
-        IF v_result IS NOT NULL AND pg_catalog.jsonb_typeof(v_result) <> 'object'::text THEN
-            v_result := pg_catalog.jsonb_build_object('result', v_result);
-        END IF;
+        EXIT WHEN v_error IS NOT NULL OR coalesce((v_state ->> 'done'::text)::boolean, true);
+        COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    END LOOP;
+    v_result := v_state -> 'result'::text;
+    IF v_result IS NOT NULL AND pg_catalog.jsonb_typeof(v_result) <> 'object'::text THEN
+        v_result := pg_catalog.jsonb_build_object('result', v_result);
     END IF;
 
     IF v_error IS NOT NULL THEN
         -- Cut to fit job_executions.error (8,000, sql/0009): the failure must be recorded.
-        v_error := pg_catalog.left(v_error, 7900) || ' (SQLSTATE '::text || v_state || ')'::text;
+        v_error := pg_catalog.left(v_error, 7900) || ' (SQLSTATE '::text || v_sqlstate
+            || ')'::text;
         BEGIN
-            v_alert := nikita.queue_job_alert(p_name, v_error, v_now);
+            v_alert := nikita._job_alert(p_name, v_error, v_now);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_alert_error = MESSAGE_TEXT;
         END;
-        -- A failed decay keeps the counts of the batches that committed before the failure.
-        v_result := CASE
-            WHEN p_name = 'decay'::text THEN coalesce(v_result, '{}'::pg_catalog.jsonb)
-            ELSE '{}'::pg_catalog.jsonb
-        END
-        || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-            'alert_event_id', v_alert, 'alert_error', v_alert_error
-        ));
+        -- The result of the steps committed before the failure (none: {}).
+        v_result := coalesce(v_result, '{}'::pg_catalog.jsonb)
+            || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                'alert_event_id', v_alert, 'alert_error', v_alert_error
+            ));
     END IF;
-    PERFORM nikita.job_record_end(v_id, v_result, v_error);
+    PERFORM nikita._job_record_end(v_id, v_result, v_error);
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM pg_catalog.pg_advisory_unlock(v_class, v_key);
@@ -2950,7 +3169,7 @@ $_$;
 -- Name: PROCEDURE run_job(IN p_name text); Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON PROCEDURE nikita.run_job(IN p_name text) IS 'Run job p_name (decay, sweep, summary, cleanup, conversations) as pg_cron does: CALL nikita.run_job(''decay'') outside a transaction block. Advisory lock per job (overlap: a skipped row), a job_executions row running -> completed | failed that survives the job''s rollback, an ops_alert on failure; decay commits batch by batch. Unknown name: 22023. Pins search_path itself (a procedure that commits cannot carry SET). Executable by the jobs role nikita_jobs (which pg_cron runs it as) and the owner.';
+COMMENT ON PROCEDURE nikita.run_job(IN p_name text) IS 'Run job p_name of nikita.job_catalog as pg_cron does: CALL nikita.run_job(''decay'') outside a transaction block. Advisory lock per job (overlap: a skipped row), a job_executions row running -> completed | failed that survives the job''s rollback, an ops_alert on failure; the job''s step function runs until done, each step committed (decay: batch by batch). Unknown name: 22023. Pins search_path itself (a procedure that commits cannot carry SET). Executable by the jobs role nikita_jobs (which pg_cron runs it as) and the owner.';
 
 --
 -- Name: schedule_event(uuid, text, text, jsonb, timestamp with time zone, text); Type: FUNCTION; Schema: nikita; Owner: -
@@ -2960,7 +3179,7 @@ CREATE FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_t
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT nikita.queue_schedule(
+    SELECT nikita._schedule(
         p_user_id, p_platform, p_event_type, p_content, p_scheduled_at, p_dedupe_key, NULL
     )
 $$;
@@ -3010,7 +3229,7 @@ BEGIN
         RAISE EXCEPTION 'no reply_delays row for chapter %', v_chapter USING ERRCODE = 'P0002';
     END IF;
 
-    RETURN nikita.queue_schedule(
+    RETURN nikita._schedule(
         p_user_id,
         'telegram',
         'message_delivery',
@@ -3027,83 +3246,6 @@ $$;
 --
 
 COMMENT ON FUNCTION nikita.schedule_reply(p_user_id uuid, p_text text, p_source_conversation_id uuid, p_dedupe_key text, p_options jsonb) IS 'Queue a Telegram reply (message_delivery) to the user''s chat, due after a delay drawn uniformly from reply_delays of the user''s chapter (chapter 5: now). p_options may add parse_mode, reply_markup, disable_notification or chat_id; p_source_conversation_id links the reply to the conversation it answers; p_dedupe_key as in schedule_event. Errors as schedule_event (22004, 22023, 23503, 23505).';
-
---
--- Name: setting(text); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.setting(p_key text) RETURNS jsonb
-    LANGUAGE plpgsql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    v_value jsonb;
-BEGIN
-    SELECT s.value INTO v_value FROM nikita.settings AS s WHERE s.key = p_key;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown setting "%"', p_key
-            USING ERRCODE = '22023', HINT = 'see SELECT key FROM nikita.settings';
-    END IF;
-    RETURN v_value;
-END
-$$;
-
---
--- Name: FUNCTION setting(p_key text); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.setting(p_key text) IS 'The JSON value of setting p_key (SQL NULL when unset); an unknown key is an error (22023).';
-
---
--- Name: setting_bigint(text); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.setting_bigint(p_key text) RETURNS bigint
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT (nikita.setting(p_key) #>> '{}')::bigint
-$$;
-
---
--- Name: FUNCTION setting_bigint(p_key text); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.setting_bigint(p_key text) IS 'Setting p_key read as a bigint.';
-
---
--- Name: setting_interval(text); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.setting_interval(p_key text) RETURNS interval
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT (nikita.setting(p_key) #>> '{}')::interval
-$$;
-
---
--- Name: FUNCTION setting_interval(p_key text); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.setting_interval(p_key text) IS 'Setting p_key read as an interval.';
-
---
--- Name: setting_text(text); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.setting_text(p_key text) RETURNS text
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT nikita.setting(p_key) #>> '{}'
-$$;
-
---
--- Name: FUNCTION setting_text(p_key text); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.setting_text(p_key text) IS 'Setting p_key read as text.';
 
 --
 -- Name: sweep_events(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
@@ -3126,8 +3268,8 @@ BEGIN
     IF NOT pg_catalog.isfinite(p_now) THEN
         RAISE EXCEPTION 'now must be a finite time, got %', p_now USING ERRCODE = '22023';
     END IF;
-    p_now := nikita.checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
-    v_lateness := nikita.setting_interval('max_lateness');
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    v_lateness := nikita._setting_interval('max_lateness');
 
     -- 1. Expired leases. A row being settled right now by its worker is skipped (next sweep).
     WITH expired AS (
@@ -3188,9 +3330,9 @@ BEGIN
 
     -- 3. Wake the shim when claimable work is due (the re-queue above notified already,
     --    through the trigger; a second identical NOTIFY in one transaction is folded).
-    v_due := nikita.queue_first_claimable(p_now - v_lateness, p_now);
+    v_due := nikita._first_claimable(p_now - v_lateness, p_now);
     IF v_due IS NOT NULL THEN
-        PERFORM pg_catalog.pg_notify('nikita_events', nikita.queue_iso8601(v_due));
+        PERFORM pg_catalog.pg_notify('nikita_events', nikita._iso8601(v_due));
     END IF;
 
     RETURN pg_catalog.jsonb_build_object(
@@ -3225,26 +3367,6 @@ $$;
 --
 
 COMMENT ON FUNCTION nikita.timezone_name_listed(p_name text) IS 'True when p_name is in pg_timezone_names (slow: reads the tz directory).';
-
---
--- Name: touch_updated_at(); Type: FUNCTION; Schema: nikita; Owner: -
---
-
-CREATE FUNCTION nikita.touch_updated_at() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-BEGIN
-    NEW.updated_at := pg_catalog.now();
-    RETURN NEW;
-END
-$$;
-
---
--- Name: FUNCTION touch_updated_at(); Type: COMMENT; Schema: nikita; Owner: -
---
-
-COMMENT ON FUNCTION nikita.touch_updated_at() IS 'Trigger: sets updated_at to now() on UPDATE unless the statement set it itself.';
 
 SET default_tablespace = '';
 
@@ -3341,14 +3463,15 @@ CREATE VIEW nikita.job_catalog AS
     j.cron_name,
     j.schedule,
     j.run_interval,
-    j.lock_key
-   FROM ( VALUES ('decay'::text,'nikita-decay'::text,'0 * * * *'::text,'01:00:00'::interval,1), ('sweep'::text,'nikita-sweep'::text,'* * * * *'::text,'00:01:00'::interval,2), ('summary'::text,'nikita-summary'::text,'5 * * * *'::text,'01:00:00'::interval,3), ('cleanup'::text,'nikita-cleanup'::text,'30 * * * *'::text,'01:00:00'::interval,4), ('conversations'::text,'nikita-conversations'::text,'* * * * *'::text,'00:01:00'::interval,5)) j(job_name, cron_name, schedule, run_interval, lock_key);
+    j.lock_key,
+    j.step
+   FROM ( VALUES ('decay'::text,'nikita-decay'::text,'0 * * * *'::text,'01:00:00'::interval,1,'nikita._job_decay_step(timestamptz,jsonb)'::text), ('sweep'::text,'nikita-sweep'::text,'* * * * *'::text,'00:01:00'::interval,2,'nikita._job_sweep_step(timestamptz,jsonb)'::text), ('summary'::text,'nikita-summary'::text,'5 * * * *'::text,'01:00:00'::interval,3,'nikita._job_summary_step(timestamptz,jsonb)'::text), ('cleanup'::text,'nikita-cleanup'::text,'30 * * * *'::text,'01:00:00'::interval,4,'nikita._job_cleanup_step(timestamptz,jsonb)'::text), ('conversations'::text,'nikita-conversations'::text,'* * * * *'::text,'00:01:00'::interval,5,'nikita._job_conversations_step(timestamptz,jsonb)'::text)) j(job_name, cron_name, schedule, run_interval, lock_key, step);
 
 --
 -- Name: VIEW job_catalog; Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON VIEW nikita.job_catalog IS 'The package''s jobs: name, pg_cron job name, schedule (UTC), expected interval, and the second key of the job''s advisory lock (the first is nikita.job_lock_class(), 1313559617).';
+COMMENT ON VIEW nikita.job_catalog IS 'The package''s jobs: name, pg_cron job name, schedule (UTC), expected interval, the second key of the job''s advisory lock (the first is nikita._job_lock_class()), and the step function run_job calls until the job is done (see functions/job_catalog.sql).';
 
 --
 -- Name: job_executions; Type: TABLE; Schema: nikita; Owner: -
@@ -3367,7 +3490,7 @@ CREATE TABLE nikita.job_executions (
     CONSTRAINT job_executions_duration_nonnegative CHECK ((duration_ms >= 0)),
     CONSTRAINT job_executions_error_length CHECK ((length(error) <= 8000)),
     CONSTRAINT job_executions_error_when_failed CHECK (((status <> 'failed'::text) OR (error IS NOT NULL))),
-    CONSTRAINT job_executions_job_name_valid CHECK ((job_name = ANY (ARRAY['decay'::text, 'sweep'::text, 'summary'::text, 'cleanup'::text, 'conversations'::text]))),
+    CONSTRAINT job_executions_job_name_valid CHECK (nikita._is_job_name(job_name)),
     CONSTRAINT job_executions_result_object CHECK ((jsonb_typeof(result) = 'object'::text)),
     CONSTRAINT job_executions_status_valid CHECK ((status = ANY (ARRAY['running'::text, 'completed'::text, 'failed'::text, 'skipped'::text])))
 );
@@ -3592,7 +3715,7 @@ CREATE TABLE nikita.settings (
     CONSTRAINT settings_key_format CHECK ((key ~ '^[a-z][a-z0-9_]{0,62}$'::text)),
     CONSTRAINT settings_value_matches_type CHECK (nikita.is_setting_value(value_type, value)),
     CONSTRAINT settings_value_type_valid CHECK ((value_type = ANY (ARRAY['interval'::text, 'integer'::text, 'number'::text, 'boolean'::text, 'text'::text]))),
-    CONSTRAINT settings_value_valid CHECK (nikita.check_setting_value(key, value_type, value))
+    CONSTRAINT settings_value_valid CHECK (nikita._check_setting_value(key, value_type, value))
 );
 
 --
@@ -3879,37 +4002,37 @@ CREATE INDEX users_decay_eligible_idx ON nikita.users USING btree (id) WHERE ((g
 -- Name: conversations conversations_touch; Type: TRIGGER; Schema: nikita; Owner: -
 --
 
-CREATE TRIGGER conversations_touch BEFORE UPDATE ON nikita.conversations FOR EACH ROW EXECUTE FUNCTION nikita.touch_updated_at();
+CREATE TRIGGER conversations_touch BEFORE UPDATE ON nikita.conversations FOR EACH ROW EXECUTE FUNCTION nikita._touch_updated_at();
 
 --
 -- Name: scheduled_events scheduled_events_notify_insert; Type: TRIGGER; Schema: nikita; Owner: -
 --
 
-CREATE TRIGGER scheduled_events_notify_insert AFTER INSERT ON nikita.scheduled_events REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION nikita.queue_notify_inserted();
+CREATE TRIGGER scheduled_events_notify_insert AFTER INSERT ON nikita.scheduled_events REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION nikita._notify_inserted();
 
 --
 -- Name: scheduled_events scheduled_events_notify_update; Type: TRIGGER; Schema: nikita; Owner: -
 --
 
-CREATE TRIGGER scheduled_events_notify_update AFTER UPDATE ON nikita.scheduled_events REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION nikita.queue_notify_updated();
+CREATE TRIGGER scheduled_events_notify_update AFTER UPDATE ON nikita.scheduled_events REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION nikita._notify_updated();
 
 --
 -- Name: scheduled_events scheduled_events_touch; Type: TRIGGER; Schema: nikita; Owner: -
 --
 
-CREATE TRIGGER scheduled_events_touch BEFORE UPDATE ON nikita.scheduled_events FOR EACH ROW WHEN ((NOT (old.updated_at IS DISTINCT FROM new.updated_at))) EXECUTE FUNCTION nikita.touch_updated_at();
+CREATE TRIGGER scheduled_events_touch BEFORE UPDATE ON nikita.scheduled_events FOR EACH ROW WHEN ((NOT (old.updated_at IS DISTINCT FROM new.updated_at))) EXECUTE FUNCTION nikita._touch_updated_at();
 
 --
 -- Name: settings settings_touch; Type: TRIGGER; Schema: nikita; Owner: -
 --
 
-CREATE TRIGGER settings_touch BEFORE UPDATE ON nikita.settings FOR EACH ROW EXECUTE FUNCTION nikita.touch_updated_at();
+CREATE TRIGGER settings_touch BEFORE UPDATE ON nikita.settings FOR EACH ROW EXECUTE FUNCTION nikita._touch_updated_at();
 
 --
 -- Name: users users_touch; Type: TRIGGER; Schema: nikita; Owner: -
 --
 
-CREATE TRIGGER users_touch BEFORE UPDATE ON nikita.users FOR EACH ROW WHEN ((NOT (old.updated_at IS DISTINCT FROM new.updated_at))) EXECUTE FUNCTION nikita.touch_updated_at();
+CREATE TRIGGER users_touch BEFORE UPDATE ON nikita.users FOR EACH ROW WHEN ((NOT (old.updated_at IS DISTINCT FROM new.updated_at))) EXECUTE FUNCTION nikita._touch_updated_at();
 
 --
 -- Name: conversations conversations_user_id_fkey; Type: FK CONSTRAINT; Schema: nikita; Owner: -
@@ -4052,6 +4175,240 @@ GRANT USAGE ON SCHEMA nikita TO nikita_readonly;
 GRANT USAGE ON SCHEMA nikita TO nikita_jobs;
 
 --
+-- Name: FUNCTION _backoff(p_attempt integer); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._backoff(p_attempt integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _check_content_bounds(p_content jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._check_content_bounds(p_content jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _check_optional_key(p_content jsonb, p_key text, p_type text, p_what text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._check_optional_key(p_content jsonb, p_key text, p_type text, p_what text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _check_reply_markup(p_markup jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._check_reply_markup(p_markup jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _check_setting_value(p_key text, p_type text, p_value jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._check_setting_value(p_key text, p_type text, p_value jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _checked_now(p_now timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._checked_now(p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _conversation_max_attempts(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._conversation_max_attempts() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _decay_batch_pages(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._decay_batch_pages() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _decay_tids(p_now timestamp with time zone, p_lo tid, p_hi tid); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._decay_tids(p_now timestamp with time zone, p_lo tid, p_hi tid) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _first_claimable(p_oldest timestamp with time zone, p_until timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._first_claimable(p_oldest timestamp with time zone, p_until timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _is_job_name(p_name text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._is_job_name(p_name text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _iso8601(p_at timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._iso8601(p_at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _job_alert(p_job text, p_error text, p_now timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._job_alert(p_job text, p_error text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita._job_alert(p_job text, p_error text, p_now timestamp with time zone) TO nikita_jobs;
+
+--
+-- Name: FUNCTION _job_cleanup_step(p_now timestamp with time zone, p_state jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._job_cleanup_step(p_now timestamp with time zone, p_state jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita._job_cleanup_step(p_now timestamp with time zone, p_state jsonb) TO nikita_jobs;
+
+--
+-- Name: FUNCTION _job_conversations_step(p_now timestamp with time zone, p_state jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._job_conversations_step(p_now timestamp with time zone, p_state jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita._job_conversations_step(p_now timestamp with time zone, p_state jsonb) TO nikita_jobs;
+
+--
+-- Name: FUNCTION _job_decay_step(p_now timestamp with time zone, p_state jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._job_decay_step(p_now timestamp with time zone, p_state jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita._job_decay_step(p_now timestamp with time zone, p_state jsonb) TO nikita_jobs;
+
+--
+-- Name: FUNCTION _job_lock_class(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._job_lock_class() FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita._job_lock_class() TO nikita_jobs;
+
+--
+-- Name: FUNCTION _job_lock_key(p_name text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._job_lock_key(p_name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita._job_lock_key(p_name text) TO nikita_jobs;
+
+--
+-- Name: FUNCTION _job_record_end(p_id bigint, p_result jsonb, p_error text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._job_record_end(p_id bigint, p_result jsonb, p_error text) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita._job_record_end(p_id bigint, p_result jsonb, p_error text) TO nikita_jobs;
+
+--
+-- Name: FUNCTION _job_record_skipped(p_name text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._job_record_skipped(p_name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita._job_record_skipped(p_name text) TO nikita_jobs;
+
+--
+-- Name: FUNCTION _job_record_start(p_name text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._job_record_start(p_name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita._job_record_start(p_name text) TO nikita_jobs;
+
+--
+-- Name: FUNCTION _job_step_function(p_name text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._job_step_function(p_name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita._job_step_function(p_name text) TO nikita_jobs;
+
+--
+-- Name: FUNCTION _job_summary_step(p_now timestamp with time zone, p_state jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._job_summary_step(p_now timestamp with time zone, p_state jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita._job_summary_step(p_now timestamp with time zone, p_state jsonb) TO nikita_jobs;
+
+--
+-- Name: FUNCTION _job_sweep_step(p_now timestamp with time zone, p_state jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._job_sweep_step(p_now timestamp with time zone, p_state jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita._job_sweep_step(p_now timestamp with time zone, p_state jsonb) TO nikita_jobs;
+
+--
+-- Name: FUNCTION _notify_inserted(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._notify_inserted() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _notify_updated(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._notify_updated() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _schedule(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._schedule(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _setting(p_key text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._setting(p_key text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _setting_bigint(p_key text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._setting_bigint(p_key text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _setting_interval(p_key text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._setting_interval(p_key text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _setting_text(p_key text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._setting_text(p_key text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _telegram_content(p_content jsonb, p_user_id uuid, p_default_chat bigint); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._telegram_content(p_content jsonb, p_user_id uuid, p_default_chat bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _too_deep_member(p_content jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._too_deep_member(p_content jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _touch_updated_at(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._touch_updated_at() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _user_lock_class(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._user_lock_class() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _voice_content(p_content jsonb, p_user_id uuid, p_phone text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._voice_content(p_content jsonb, p_user_id uuid, p_phone text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _warn_lease_lost(p_caller text, p_id uuid, p_outcome text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._warn_lease_lost(p_caller text, p_id uuid, p_outcome text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION apply_decay(p_now timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
 --
 
@@ -4076,18 +4433,6 @@ GRANT ALL ON FUNCTION nikita.cancel_event(p_id uuid) TO nikita_app;
 
 REVOKE ALL ON FUNCTION nikita.cancel_user_events(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.cancel_user_events(p_user_id uuid) TO nikita_app;
-
---
--- Name: FUNCTION check_setting_value(p_key text, p_type text, p_value jsonb); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.check_setting_value(p_key text, p_type text, p_value jsonb) FROM PUBLIC;
-
---
--- Name: FUNCTION checked_now(p_now timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.checked_now(p_now timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION claim_conversations(p_worker text, p_max integer, p_lease interval); Type: ACL; Schema: nikita; Owner: -
@@ -4131,29 +4476,11 @@ REVOKE ALL ON FUNCTION nikita.complete_events(p_ids uuid[], p_lock_tokens uuid[]
 GRANT ALL ON FUNCTION nikita.complete_events(p_ids uuid[], p_lock_tokens uuid[], p_provider_refs text[]) TO nikita_worker;
 
 --
--- Name: FUNCTION conversation_max_attempts(); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.conversation_max_attempts() FROM PUBLIC;
-
---
 -- Name: FUNCTION current_user_id(); Type: ACL; Schema: nikita; Owner: -
 --
 
 REVOKE ALL ON FUNCTION nikita.current_user_id() FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.current_user_id() TO nikita_app;
-
---
--- Name: FUNCTION decay_batch_pages(); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.decay_batch_pages() FROM PUBLIC;
-
---
--- Name: FUNCTION decay_tids(p_now timestamp with time zone, p_lo tid, p_hi tid); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.decay_tids(p_now timestamp with time zone, p_lo tid, p_hi tid) FROM PUBLIC;
 
 --
 -- Name: FUNCTION defer_event(p_id uuid, p_lock_token uuid, p_until timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
@@ -4215,134 +4542,11 @@ REVOKE ALL ON FUNCTION nikita.is_valid_timezone(p_name text) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.is_valid_timezone(p_name text) TO nikita_app;
 
 --
--- Name: FUNCTION job_decay_batch(p_now timestamp with time zone, p_page bigint, p_pages integer); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.job_decay_batch(p_now timestamp with time zone, p_page bigint, p_pages integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION nikita.job_decay_batch(p_now timestamp with time zone, p_page bigint, p_pages integer) TO nikita_jobs;
-
---
--- Name: FUNCTION job_decay_pages(); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.job_decay_pages() FROM PUBLIC;
-GRANT ALL ON FUNCTION nikita.job_decay_pages() TO nikita_jobs;
-
---
--- Name: FUNCTION job_lock_class(); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.job_lock_class() FROM PUBLIC;
-GRANT ALL ON FUNCTION nikita.job_lock_class() TO nikita_jobs;
-
---
--- Name: FUNCTION job_lock_key(p_name text); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.job_lock_key(p_name text) FROM PUBLIC;
-GRANT ALL ON FUNCTION nikita.job_lock_key(p_name text) TO nikita_jobs;
-
---
--- Name: FUNCTION job_record_end(p_id bigint, p_result jsonb, p_error text); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.job_record_end(p_id bigint, p_result jsonb, p_error text) FROM PUBLIC;
-GRANT ALL ON FUNCTION nikita.job_record_end(p_id bigint, p_result jsonb, p_error text) TO nikita_jobs;
-
---
--- Name: FUNCTION job_record_skipped(p_name text); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.job_record_skipped(p_name text) FROM PUBLIC;
-GRANT ALL ON FUNCTION nikita.job_record_skipped(p_name text) TO nikita_jobs;
-
---
--- Name: FUNCTION job_record_start(p_name text); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.job_record_start(p_name text) FROM PUBLIC;
-GRANT ALL ON FUNCTION nikita.job_record_start(p_name text) TO nikita_jobs;
-
---
--- Name: FUNCTION job_step(p_name text, p_now timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.job_step(p_name text, p_now timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION nikita.job_step(p_name text, p_now timestamp with time zone) TO nikita_jobs;
-
---
 -- Name: FUNCTION next_due_at(); Type: ACL; Schema: nikita; Owner: -
 --
 
 REVOKE ALL ON FUNCTION nikita.next_due_at() FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.next_due_at() TO nikita_worker;
-
---
--- Name: FUNCTION queue_backoff(p_attempt integer); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.queue_backoff(p_attempt integer) FROM PUBLIC;
-
---
--- Name: FUNCTION queue_check_optional_key(p_content jsonb, p_key text, p_type text, p_what text); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.queue_check_optional_key(p_content jsonb, p_key text, p_type text, p_what text) FROM PUBLIC;
-
---
--- Name: FUNCTION queue_check_reply_markup(p_markup jsonb); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.queue_check_reply_markup(p_markup jsonb) FROM PUBLIC;
-
---
--- Name: FUNCTION queue_first_claimable(p_oldest timestamp with time zone, p_until timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.queue_first_claimable(p_oldest timestamp with time zone, p_until timestamp with time zone) FROM PUBLIC;
-
---
--- Name: FUNCTION queue_iso8601(p_at timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.queue_iso8601(p_at timestamp with time zone) FROM PUBLIC;
-
---
--- Name: FUNCTION queue_job_alert(p_job text, p_error text, p_now timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.queue_job_alert(p_job text, p_error text, p_now timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION nikita.queue_job_alert(p_job text, p_error text, p_now timestamp with time zone) TO nikita_jobs;
-
---
--- Name: FUNCTION queue_notify_inserted(); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.queue_notify_inserted() FROM PUBLIC;
-
---
--- Name: FUNCTION queue_notify_updated(); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.queue_notify_updated() FROM PUBLIC;
-
---
--- Name: FUNCTION queue_schedule(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.queue_schedule(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid) FROM PUBLIC;
-
---
--- Name: FUNCTION queue_too_deep_member(p_content jsonb); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.queue_too_deep_member(p_content jsonb) FROM PUBLIC;
-
---
--- Name: FUNCTION queue_warn_lease_lost(p_caller text, p_id uuid, p_outcome text); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.queue_warn_lease_lost(p_caller text, p_id uuid, p_outcome text) FROM PUBLIC;
 
 --
 -- Name: PROCEDURE run_job(IN p_name text); Type: ACL; Schema: nikita; Owner: -
@@ -4366,30 +4570,6 @@ REVOKE ALL ON FUNCTION nikita.schedule_reply(p_user_id uuid, p_text text, p_sour
 GRANT ALL ON FUNCTION nikita.schedule_reply(p_user_id uuid, p_text text, p_source_conversation_id uuid, p_dedupe_key text, p_options jsonb) TO nikita_app;
 
 --
--- Name: FUNCTION setting(p_key text); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.setting(p_key text) FROM PUBLIC;
-
---
--- Name: FUNCTION setting_bigint(p_key text); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.setting_bigint(p_key text) FROM PUBLIC;
-
---
--- Name: FUNCTION setting_interval(p_key text); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.setting_interval(p_key text) FROM PUBLIC;
-
---
--- Name: FUNCTION setting_text(p_key text); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.setting_text(p_key text) FROM PUBLIC;
-
---
 -- Name: FUNCTION sweep_events(p_now timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
 --
 
@@ -4402,12 +4582,6 @@ GRANT ALL ON FUNCTION nikita.sweep_events(p_now timestamp with time zone) TO nik
 
 REVOKE ALL ON FUNCTION nikita.timezone_name_listed(p_name text) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.timezone_name_listed(p_name text) TO nikita_app;
-
---
--- Name: FUNCTION touch_updated_at(); Type: ACL; Schema: nikita; Owner: -
---
-
-REVOKE ALL ON FUNCTION nikita.touch_updated_at() FROM PUBLIC;
 
 --
 -- Name: TABLE conversations; Type: ACL; Schema: nikita; Owner: -

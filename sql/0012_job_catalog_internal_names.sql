@@ -23,7 +23,8 @@ ALTER TABLE nikita.job_executions DROP CONSTRAINT job_executions_job_name_valid;
 ALTER TABLE nikita.job_executions ADD CONSTRAINT job_executions_job_name_valid
 CHECK (nikita._is_job_name(job_name));
 
--- Internal functions are marked by a leading underscore (docs/development.md, RENAMES.txt):
+-- Internal functions are marked by a leading underscore (docs/development.md, "Migration or
+-- function change?"):
 -- nikita._x is called only by the package's own functions, triggers and constraints and is
 -- granted to nobody (the jobs role: run_job's internals). Renamed in place, so that the
 -- constraints and triggers that call them (by oid) keep working and the grants stay; the
