@@ -52,7 +52,7 @@ VALUES
 ('summary', '2026-10-30 12:00Z', '2026-10-30 12:00:01Z', 'failed', NULL, 'kept'),
 ('cleanup', '2026-11-28 10:00Z', NULL, 'running', NULL, NULL),
 ('decay', '2026-11-28 11:00Z', NULL, 'running', NULL, NULL);
-SELECT pg_advisory_xact_lock(1313559617, (SELECT lock_key FROM nikita.job_catalog
+SELECT pg_advisory_xact_lock(nikita._job_lock_class(), (SELECT lock_key FROM nikita.job_catalog
                                            WHERE job_name = 'decay'));
 
 SELECT is(
