@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .base import FakeServer, Reply
+from .markup import EntityError, parse
 
 TOKEN = "123456789:AAF-fake-token-for-tests-0123456789ab"
 PARSE_MODES = {"HTML", "MarkdownV2", "Markdown"}
@@ -147,6 +148,15 @@ class FakeTelegram(FakeServer):
         parse_mode = params.get("parse_mode")
         if parse_mode is not None and parse_mode not in PARSE_MODES:
             return _error(400, f"Bad Request: unsupported parse_mode {parse_mode}")
+        if parse_mode in ("HTML", "MarkdownV2"):  # checked as Telegram documents it
+            try:
+                shown = parse(text, parse_mode)
+            except EntityError as exc:
+                self.rejected.append(record)
+                return _error(400, f"Bad Request: can't parse entities: {exc}")
+            if not "".join(ch for ch, _ in shown).strip():
+                self.rejected.append(record)
+                return _error(400, "Bad Request: message text is empty")
         markup = params.get("reply_markup")
         if markup is not None:
             if isinstance(markup, str):
