@@ -5,7 +5,9 @@ server. Failures are scripted per chat: `script(chat_id, "429:3", "ok")` answers
 sendMessage to that chat with 429 retry_after=3, then succeeds; `always(chat_id, "403")`
 answers every one with 403. Codes: ok, 429:<s>, 403, 400 (chat not found), 500, slow:<s>
 (delivers, but answers after <s> seconds), 401. A `Reply` may be scripted as well: it is sent
-as it is (e.g. an error text that echoes the token, or a broken response).
+as it is (e.g. an error text that echoes the token, or a broken response). A text with
+parse_mode HTML or MarkdownV2 is parsed as Telegram documents it (markup.py); a broken rule is
+refused with 400 "can't parse entities: ...".
 """
 
 from __future__ import annotations
