@@ -89,6 +89,8 @@ class Config:
     # check
     check_max_lag: float = 300.0
     test_fault: str | None = None
+    # voice: the game's secret for the signed token its voice-agent tools present (voice_token.py)
+    elevenlabs_webhook_secret: str | None = field(default=None, repr=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -97,7 +99,8 @@ class Config:
         password = conninfo_password(self.database_url) if self.database_url else None
         if password is not None and len(password) < MIN_PASSWORD:
             password = None
-        return tuple(s for s in (self.telegram_bot_token, self.elevenlabs_api_key, password) if s)
+        found = (self.telegram_bot_token, self.elevenlabs_api_key, password)
+        return tuple(s for s in (*found, self.elevenlabs_webhook_secret) if s)
 
 
 class _Reader:
@@ -242,6 +245,11 @@ def load_config(env: Mapping[str, str] | None = None, *, need_delivery: bool = T
             if value is None:
                 r.problems.append(f"{name} is missing (needed for voice calls)")
 
+    webhook_secret = r.raw("ELEVENLABS_WEBHOOK_SECRET")
+    if webhook_secret is not None and len(webhook_secret) < 16:
+        # a short HMAC key is guessable, and redacting a short string would blank words in logs
+        r.problems.append("ELEVENLABS_WEBHOOK_SECRET is shorter than 16 characters")
+
     metrics_raw = r.raw("NIKITA_SHIM_METRICS_PORT") or r.raw("METRICS_PORT")
     metrics_port: int | None = None
     if metrics_raw is not None:
@@ -296,6 +304,7 @@ def load_config(env: Mapping[str, str] | None = None, *, need_delivery: bool = T
             if r.raw("NIKITA_SHIM_TEST_FAULT")
             else None
         ),
+        elevenlabs_webhook_secret=webhook_secret,
     )
     if need_delivery and cfg.lease_seconds <= max(cfg.telegram_timeout, cfg.voice_timeout) + 1:
         r.problems.append(

@@ -75,3 +75,14 @@ def split_text(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
     if not is_blank(rest):
         pieces.append(rest)
     return pieces
+
+
+def split_message(text: str, parse_mode: str | None, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Pieces of a message in order. Formatted text (HTML, MarkdownV2) over the limit is split
+    by markupsplit so that every piece is valid on its own; it raises markupsplit.MarkupError
+    when that cannot be done safely (nothing is to be sent then)."""
+    if parse_mode is None or utf16_len(text) <= limit:
+        return split_text(text, limit)
+    from .markupsplit import split_markup  # imports this module
+
+    return split_markup(text, parse_mode, limit)

@@ -39,6 +39,7 @@ def build_transports(cfg: Config) -> dict[str, Transport]:
             cfg.elevenlabs_api_base,
             timeout=cfg.voice_timeout,
             pool_size=cfg.voice_concurrency,
+            webhook_secret=cfg.elevenlabs_webhook_secret,
         )
     elif cfg.voice_transport == "console":
         transports["voice"] = ConsoleTransport("voice")

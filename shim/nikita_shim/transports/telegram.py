@@ -21,9 +21,10 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from ..events import ClaimedEvent, Kind, Outcome
+from ..markupsplit import MarkupError
 from ..ratelimit import RateLimiter
 from ..redact import Redactor
-from ..textsplit import TELEGRAM_LIMIT, split_text
+from ..textsplit import TELEGRAM_LIMIT, split_message
 from . import DeliveryContext
 from .telegram_content import ContentError, decode_message
 
@@ -122,7 +123,10 @@ class TelegramTransport:
         if message.disable_notification is not None:
             kwargs["disable_notification"] = message.disable_notification
 
-        pieces = split_text(text, TELEGRAM_LIMIT)
+        try:  # HTML and MarkdownV2 pieces are each valid on their own (markupsplit.py)
+            pieces = split_message(text, message.parse_mode, TELEGRAM_LIMIT)
+        except MarkupError as exc:
+            return Outcome.permanent(f"cannot deliver: {exc}")
         refs: list[str] = []
         for index, piece in enumerate(pieces):
             first = index == 0

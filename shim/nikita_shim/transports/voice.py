@@ -4,6 +4,9 @@ A call must never be placed twice. Once the request may have reached ElevenLabs,
 a 5xx is 'outcome unknown' (failed, never retried) unless the response clearly says that no
 call was made. Only errors raised before the request left (connection refused, connect
 timeout, pool timeout) are retried.
+
+The player's id and the game's signed token (voice_token.py) are added to the call's dynamic
+variables here, when the request is built: never earlier, never stored.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import httpx
 
 from ..events import ClaimedEvent, Outcome
 from ..redact import Redactor
+from ..voice_token import SECRET_ENV, TOKEN_VARIABLE, USER_ID_VARIABLE, make_token
 from . import DeliveryContext
 
 log = logging.getLogger("nikita_shim.voice")
@@ -42,14 +46,26 @@ def parse_retry_after(value: str | None) -> float:
         return DEFAULT_RETRY_AFTER
 
 
-def build_body(content: dict[str, Any], agent_id: str, phone_number_id: str) -> dict[str, Any]:
+def build_body(
+    content: dict[str, Any],
+    agent_id: str,
+    phone_number_id: str,
+    call_variables: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The outbound-call request. `call_variables` (the player's id and token, made now) win
+    over stored variables of the same name; a stored token is never passed on."""
     body: dict[str, Any] = {
         "agent_id": agent_id,
         "agent_phone_number_id": phone_number_id,
         "to_number": content["to_number"],
     }
     client_data: dict[str, Any] = {}
-    variables = content.get("dynamic_variables")
+    variables = dict(content.get("dynamic_variables") or {})
+    variables.pop(TOKEN_VARIABLE, None)
+    if call_variables:
+        variables.update(call_variables)
+        if USER_ID_VARIABLE in call_variables:  # as the game's make_outbound_call does
+            client_data["user_id"] = call_variables[USER_ID_VARIABLE]
     if variables:
         client_data["dynamic_variables"] = variables
     agent: dict[str, Any] = {}
@@ -77,9 +93,11 @@ class VoiceTransport:
         *,
         timeout: float,
         pool_size: int,
+        webhook_secret: str | None = None,
     ) -> None:
         self._api_key = api_key
-        self._redact = Redactor((api_key,))
+        self._webhook_secret = webhook_secret
+        self._redact = Redactor((api_key, webhook_secret))
         self._agent_id = agent_id
         self._phone_number_id = phone_number_id
         self._url = base_url.rstrip("/") + OUTBOUND_PATH
@@ -93,6 +111,12 @@ class VoiceTransport:
         return self._disabled
 
     async def start(self) -> None:
+        if not self._webhook_secret:
+            log.warning(
+                "voice calls go out without a signed token: %s is not set, so the voice "
+                "agent's tools cannot authenticate to the game",
+                SECRET_ENV,
+            )
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 5.0)),
             limits=httpx.Limits(max_connections=self._pool_size),
@@ -118,7 +142,9 @@ class VoiceTransport:
         for key in ("dynamic_variables",):
             if key in content and not isinstance(content[key], dict | type(None)):
                 return Outcome.permanent(f"bad content: {key} must be an object")
-        body = build_body(content, self._agent_id, self._phone_number_id)
+        body = build_body(
+            content, self._agent_id, self._phone_number_id, self._call_variables(event)
+        )
         if ctx.stopping.is_set():
             return Outcome.release()
         ctx.calling()
@@ -132,6 +158,16 @@ class VoiceTransport:
         except httpx.HTTPError as exc:
             return Outcome.unknown(f"{type(exc).__name__}: {self._clean(str(exc))}")
         return self._outcome(response)
+
+    def _call_variables(self, event: ClaimedEvent) -> dict[str, str]:
+        """The player's id and, with a secret, a token signed now (the game's format)."""
+        if event.user_id is None:
+            return {}
+        user_id = str(event.user_id)
+        found = {USER_ID_VARIABLE: user_id}
+        if self._webhook_secret:
+            found[TOKEN_VARIABLE] = make_token(self._webhook_secret, user_id)
+        return found
 
     def _outcome(self, response: httpx.Response) -> Outcome:
         status = response.status_code

@@ -38,7 +38,13 @@ async def test_call_placed_with_the_right_request(queue_db, conn, el):
     assert body["agent_id"] == el.agent_id
     assert body["agent_phone_number_id"] == el.phone_id
     client = body["conversation_initiation_client_data"]
-    assert client["dynamic_variables"] == {"player_name": "Sam", "chapter": 2}
+    # the player's id is added at call time (test_shim_e2e_voice_token.py: the token)
+    assert client["dynamic_variables"] == {
+        "player_name": "Sam",
+        "chapter": 2,
+        "secret__user_id": str(user),
+    }
+    assert client["user_id"] == str(user)
     agent = client["conversation_config_override"]["agent"]
     assert agent == {
         "prompt": {"prompt": "You are Nikita. Be playful."},
@@ -47,13 +53,16 @@ async def test_call_placed_with_the_right_request(queue_db, conn, el):
     assert row["provider_ref"] == call["conversation_id"]
 
 
-async def test_minimal_call_has_no_client_data(queue_db, conn, el):
+async def test_minimal_call_has_only_the_player_id(queue_db, conn, el):
     user = await make_user(conn, phone=PHONE)
     async with running_shim(shim_env(queue_db, el=el)):
         eid = await schedule(conn, user, "voice", {}, event_type="call_reminder")
         await wait_status(conn, eid, "delivered")
     [call] = el.calls
-    assert "conversation_initiation_client_data" not in call["body"]
+    assert call["body"]["conversation_initiation_client_data"] == {
+        "dynamic_variables": {"secret__user_id": str(user)},
+        "user_id": str(user),
+    }
 
 
 async def test_timeout_is_outcome_unknown_and_never_retried(queue_db, conn, el):

@@ -5,7 +5,9 @@ server. Failures are scripted per chat: `script(chat_id, "429:3", "ok")` answers
 sendMessage to that chat with 429 retry_after=3, then succeeds; `always(chat_id, "403")`
 answers every one with 403. Codes: ok, 429:<s>, 403, 400 (chat not found), 500, slow:<s>
 (delivers, but answers after <s> seconds), 401. A `Reply` may be scripted as well: it is sent
-as it is (e.g. an error text that echoes the token, or a broken response).
+as it is (e.g. an error text that echoes the token, or a broken response). A text with
+parse_mode HTML or MarkdownV2 is parsed as Telegram documents it (markup.py); a broken rule is
+refused with 400 "can't parse entities: ...".
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .base import FakeServer, Reply
+from .markup import EntityError, parse
 
 TOKEN = "123456789:AAF-fake-token-for-tests-0123456789ab"
 PARSE_MODES = {"HTML", "MarkdownV2", "Markdown"}
@@ -147,6 +150,15 @@ class FakeTelegram(FakeServer):
         parse_mode = params.get("parse_mode")
         if parse_mode is not None and parse_mode not in PARSE_MODES:
             return _error(400, f"Bad Request: unsupported parse_mode {parse_mode}")
+        if parse_mode in ("HTML", "MarkdownV2"):  # checked as Telegram documents it
+            try:
+                shown = parse(text, parse_mode)
+            except EntityError as exc:
+                self.rejected.append(record)
+                return _error(400, f"Bad Request: can't parse entities: {exc}")
+            if not "".join(ch for ch, _ in shown).strip():
+                self.rejected.append(record)
+                return _error(400, "Bad Request: message text is empty")
         markup = params.get("reply_markup")
         if markup is not None:
             if isinstance(markup, str):
