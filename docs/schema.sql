@@ -3326,7 +3326,27 @@ $$;
 -- Name: FUNCTION schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text); Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text) IS 'Queue a Telegram message or a voice call for a user at scheduled_at (default now). Telegram content: text (1..32768 chars, not blank), chat_id (default users.telegram_id), parse_mode HTML|MarkdownV2, reply_markup object, disable_notification boolean. Voice content: to_number (E.164, default users.phone), prompt, first_message, dynamic_variables object. Unknown keys are rejected. Bounds (22023 naming the member and the limit): content at most 262144 bytes and 16 levels below the content object; text not blank (Unicode white space and zero-width characters count as blank); reply_markup at most 16384 bytes, one of inline_keyboard (at most 100 buttons, 8 a row), keyboard, remove_keyboard, force_reply, callback_data 1..64 bytes, button text not blank and at most 256 characters, input_field_placeholder 1..64 characters, copy_text.text 1..256; prompt at most 32768 characters, first_message 4096, dynamic_variables at most 100 entries (names 1..128 characters, string values 4096, 65536 bytes). A scheduled_at earlier than now() minus the max_lateness setting (which the next sweep would expire unsent) is stored as now(); a past time within max_lateness is kept. A live event with the same dedupe_key returns its id. Errors: 22004 null argument, 22023 bad value/content/no recipient/out of bounds, 23503 unknown user, 23505 dedupe_key live for another user.';
+COMMENT ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text) IS 'Queue a Telegram message or a voice call for a user at scheduled_at (default now). Telegram content: text (1..32768 chars, not blank), chat_id (default users.telegram_id), parse_mode HTML|MarkdownV2, reply_markup object, disable_notification boolean. Voice content: to_number (E.164, default users.phone), agent_id, prompt (or voice_prompt), first_message, tts, dynamic_variables object (no secret__ names), source_platform, meta (docs/queue.md). Telegram also response_id (UUID), meta (object, 4096 bytes, 4 levels). Unknown keys are rejected. Bounds (22023 naming the member and the limit): content at most 262144 bytes and 16 levels below the content object; text not blank (Unicode white space and zero-width characters count as blank); reply_markup at most 16384 bytes, one of inline_keyboard (at most 100 buttons, 8 a row), keyboard, remove_keyboard, force_reply, callback_data 1..64 bytes, button text not blank and at most 256 characters, input_field_placeholder 1..64 characters, copy_text.text 1..256; prompt at most 32768 characters, first_message 4096, dynamic_variables at most 100 entries (names 1..128 characters, string values 4096, 65536 bytes). A scheduled_at earlier than now() minus the max_lateness setting (which the next sweep would expire unsent) is stored as now(); a past time within max_lateness is kept. A live event with the same dedupe_key returns its id. Errors: 22004 null argument, 22023 bad value/content/no recipient/out of bounds, 23503 unknown user, 23505 dedupe_key live for another user.';
+
+--
+-- Name: schedule_event(uuid, text, text, jsonb, timestamp with time zone, text, uuid); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid) RETURNS uuid
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT nikita._schedule(
+        p_user_id, p_platform, p_event_type, p_content, p_scheduled_at, p_dedupe_key,
+        p_source_conversation_id
+    )
+$$;
+
+--
+-- Name: FUNCTION schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid) IS 'schedule_event with the conversation the event follows (p_source_conversation_id, NULL: none; it must belong to p_user_id). Content, bounds and errors as the six-argument schedule_event; also 23503 unknown conversation, 22023 a conversation of another user.';
 
 --
 -- Name: schedule_reply(uuid, text, uuid, text, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
@@ -4711,6 +4731,13 @@ GRANT ALL ON PROCEDURE nikita.run_job(IN p_name text) TO nikita_jobs;
 
 REVOKE ALL ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text) TO nikita_app;
+
+--
+-- Name: FUNCTION schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid) TO nikita_app;
 
 --
 -- Name: FUNCTION schedule_reply(p_user_id uuid, p_text text, p_source_conversation_id uuid, p_dedupe_key text, p_options jsonb); Type: ACL; Schema: nikita; Owner: -

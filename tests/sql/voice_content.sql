@@ -2,7 +2,7 @@
 -- stores (docs/queue.md "Voice"), each accepted with its type, each bad value refused with
 -- 22023 naming the key; meta bounds (functions/content_bounds.sql _check_meta).
 BEGIN;
-SELECT plan(42);
+SELECT plan(46);
 
 INSERT INTO nikita.users (id, telegram_id, phone) VALUES
 ('00000000-0000-0000-0000-0000000000d1', 4001, '+4915112345678');
@@ -146,8 +146,40 @@ SELECT pg_temp.bad(jsonb_build_object('meta', jsonb_build_object('a', pg_temp.ne
     'content.meta is nested too deeply: at most 16 levels below content',
     'content bounds are checked first');
 
+-- The game's schedule_voice_call with its source conversation: the seven-argument form.
+INSERT INTO nikita.users (id, telegram_id) VALUES ('00000000-0000-0000-0000-0000000000d2', 4002);
+INSERT INTO nikita.conversations (id, user_id, platform) VALUES
+('00000000-0000-0000-0000-00000000d001', '00000000-0000-0000-0000-0000000000d1', 'telegram'),
+('00000000-0000-0000-0000-00000000d002', '00000000-0000-0000-0000-0000000000d2', 'telegram');
+CREATE TEMP TABLE linked AS SELECT nikita.schedule_event(
+    '00000000-0000-0000-0000-0000000000d1', 'voice', 'call_reminder',
+    '{"voice_prompt": "p", "agent_id": "nikita_ch3", "source_platform": "telegram"}',
+    now() + interval '2 hours', NULL, '00000000-0000-0000-0000-00000000d001') AS id;
+SELECT results_eq(
+    $$SELECT source_conversation_id::text, scheduled_at - now(), content
+      FROM nikita.scheduled_events WHERE id = (SELECT id FROM linked)$$,
+    $$VALUES ('00000000-0000-0000-0000-00000000d001', interval '2 hours',
+      '{"to_number": "+4915112345678", "prompt": "p", "agent_id": "nikita_ch3",
+        "source_platform": "telegram"}'::jsonb)$$,
+    'schedule_event with a source conversation links it (the game''s schedule_voice_call)'
+);
+SELECT throws_ok(
+    $$SELECT nikita.schedule_event('00000000-0000-0000-0000-0000000000d1', 'voice',
+        'call_reminder', '{}', now(), NULL, '00000000-0000-0000-0000-00000000d002')$$,
+    '22023', 'source_conversation_id 00000000-0000-0000-0000-00000000d002 belongs to another user',
+    'a conversation of another user is refused');
+SELECT throws_ok(
+    $$SELECT nikita.schedule_event('00000000-0000-0000-0000-0000000000d1', 'voice',
+        'call_reminder', '{}', now(), NULL, '00000000-0000-0000-0000-00000000d009')$$,
+    '23503', 'source_conversation_id 00000000-0000-0000-0000-00000000d009 does not exist',
+    'an unknown conversation is refused');
+SELECT throws_ok(
+    $$SELECT nikita.schedule_event('00000000-0000-0000-0000-0000000000d1', 'voice',
+        'call_reminder', '{}', NULL, NULL, NULL::uuid)$$,
+    '22004', 'scheduled_at must not be null', 'the seven-argument form: scheduled_at required');
+
 SELECT is((SELECT count(*) FROM nikita.scheduled_events WHERE status = 'pending'
-    AND user_id = '00000000-0000-0000-0000-0000000000d1'), 12::bigint,
+    AND user_id = '00000000-0000-0000-0000-0000000000d1'), 13::bigint,
     'nothing refused was stored');
 
 SELECT * FROM finish();
