@@ -39,7 +39,7 @@ TEXT_LIMIT = 32768  # characters (code points), as SQL's length()
 KEYS = frozenset(
     {"chat_id", "text", "parse_mode", "reply_markup", "disable_notification", "response_id", "meta"}
 )
-UUID_TEXT = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+UUID_TEXT = re.compile("-".join(f"[0-9A-Fa-f]{{{n}}}" for n in (8, 4, 4, 4, 12)))
 META_BYTES = 4096
 META_LEVELS = 4
 BIGINT = 2**63 - 1
