@@ -77,6 +77,40 @@ $_$;
 COMMENT ON FUNCTION nikita._check_content_bounds(p_content jsonb) IS 'Internal: 22023 naming the largest or the too deep member unless p_content is at most 262144 bytes and 16 levels deep.';
 
 --
+-- Name: _check_meta(jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._check_meta(p_content jsonb) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_meta jsonb := p_content -> 'meta';
+    v_size integer;
+BEGIN
+    IF v_meta IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM nikita._check_optional_key(p_content, 'meta', 'object', 'a JSON object');
+    v_size := pg_catalog.octet_length(v_meta::text);
+    IF v_size > 4096 THEN
+        RAISE EXCEPTION 'content.meta is % bytes; at most 4096', v_size
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.jsonb_path_exists(v_meta, 'strict $.**{5}') THEN
+        RAISE EXCEPTION 'content.meta is nested too deeply: at most 4 levels below meta'
+            USING ERRCODE = '22023';
+    END IF;
+END
+$_$;
+
+--
+-- Name: FUNCTION _check_meta(p_content jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._check_meta(p_content jsonb) IS 'Internal: 22023 naming content.meta unless p_content has no meta or it is a JSON object of at most 4096 bytes (its text) and 4 levels.';
+
+--
 -- Name: _check_optional_key(jsonb, text, text, text); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -344,6 +378,66 @@ $$;
 --
 
 COMMENT ON FUNCTION nikita._check_setting_value(p_key text, p_type text, p_value jsonb) IS 'CHECK settings_value_valid: true, or 23514 naming the key and its rule. max_lateness 1 minute..30 days; *_retention 1 hour..3650 days; conversation_idle_timeout 1 minute..7 days; conversation_max_attempts 1..100; decay_batch_size, cleanup_batch_size 1..1000000; alert_chat_id a non-zero bigint or null; game_over_text 1..4096 characters, not blank. Every one but alert_chat_id must be set. Other keys: no rule.';
+
+--
+-- Name: _check_voice_tts(jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._check_voice_tts(p_content jsonb) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_tts jsonb := p_content -> 'tts';
+    v_unknown text;
+    v_value jsonb;
+    v_range record;
+BEGIN
+    IF v_tts IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM nikita._check_optional_key(p_content, 'tts', 'object', 'a JSON object');
+    SELECT string_agg(k.key, ', ' ORDER BY k.key) INTO v_unknown
+    FROM pg_catalog.jsonb_object_keys(v_tts) AS k (key)
+    WHERE k.key NOT IN ('voice_id', 'stability', 'similarity_boost', 'speed', 'expressive_mode');
+    IF v_unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'content.tts has unknown key(s): %', pg_catalog.left(v_unknown, 200)
+            USING ERRCODE = '22023',
+            HINT = 'allowed: voice_id, stability, similarity_boost, speed, expressive_mode';
+    END IF;
+    v_value := v_tts -> 'voice_id';
+    IF v_value IS NOT NULL AND (pg_catalog.jsonb_typeof(v_value) <> 'string'
+        OR (v_value #>> '{}') !~ '^[A-Za-z0-9_-]{1,64}$') THEN
+        RAISE EXCEPTION 'content.tts.voice_id must be a string of 1 to 64 letters, digits, _ '
+            'or -, got %', pg_catalog.left(v_value::text, 200)
+            USING ERRCODE = '22023';
+    END IF;
+    FOR v_range IN
+        SELECT * FROM (VALUES ('stability', 0.0, 1.0), ('similarity_boost', 0.0, 1.0),
+            ('speed', 0.7, 1.2)) AS r (key, lo, hi)
+    LOOP
+        v_value := v_tts -> v_range.key;
+        IF v_value IS NOT NULL AND (pg_catalog.jsonb_typeof(v_value) <> 'number'
+            OR (v_value #>> '{}')::numeric NOT BETWEEN v_range.lo AND v_range.hi) THEN
+            RAISE EXCEPTION 'content.tts.% must be a number from % to %, got %', v_range.key,
+                v_range.lo, v_range.hi, pg_catalog.left(v_value::text, 200)
+                USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    v_value := v_tts -> 'expressive_mode';
+    IF v_value IS NOT NULL AND pg_catalog.jsonb_typeof(v_value) <> 'boolean' THEN
+        RAISE EXCEPTION 'content.tts.expressive_mode must be a boolean, got %',
+            pg_catalog.left(v_value::text, 200)
+            USING ERRCODE = '22023';
+    END IF;
+END
+$_$;
+
+--
+-- Name: FUNCTION _check_voice_tts(p_content jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._check_voice_tts(p_content jsonb) IS 'Internal: 22023 naming the member unless p_content has no tts or it holds only voice_id, stability, similarity_boost, speed, expressive_mode within their ranges.';
 
 --
 -- Name: _checked_now(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
@@ -1498,7 +1592,7 @@ COMMENT ON FUNCTION nikita._setting_text(p_key text) IS 'Setting p_key read as t
 CREATE FUNCTION nikita._telegram_content(p_content jsonb, p_user_id uuid, p_default_chat bigint) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
+    AS $_$
 DECLARE
     v_content jsonb := p_content;
     v_unknown text;
@@ -1509,11 +1603,12 @@ BEGIN
     SELECT string_agg(k.key, ', ' ORDER BY k.key) INTO v_unknown
     FROM pg_catalog.jsonb_object_keys(v_content) AS k (key)
     WHERE k.key NOT IN ('chat_id', 'text', 'parse_mode', 'reply_markup',
-        'disable_notification');
+        'disable_notification', 'response_id', 'meta');
     IF v_unknown IS NOT NULL THEN
         RAISE EXCEPTION 'content has unknown key(s) for telegram: %', v_unknown
             USING ERRCODE = '22023',
-            HINT = 'allowed: chat_id, text, parse_mode, reply_markup, disable_notification';
+            HINT = 'allowed: chat_id, text, parse_mode, reply_markup, disable_notification, '
+                'response_id, meta';
     END IF;
 
     v_value := v_content -> 'chat_id';
@@ -1572,9 +1667,18 @@ BEGIN
     PERFORM nikita._check_optional_key(
         v_content, 'disable_notification', 'boolean', 'a boolean'
     );
+    v_value := v_content -> 'response_id';
+    IF v_value IS NOT NULL AND (pg_catalog.jsonb_typeof(v_value) <> 'string'
+        OR (v_value #>> '{}') !~
+            '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$') THEN
+        RAISE EXCEPTION 'content.response_id must be a UUID string (8-4-4-4-12 hex digits), got %',
+            pg_catalog.left(v_value::text, 200)
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM nikita._check_meta(v_content);
     RETURN v_content;
 END
-$$;
+$_$;
 
 --
 -- Name: FUNCTION _telegram_content(p_content jsonb, p_user_id uuid, p_default_chat bigint); Type: COMMENT; Schema: nikita; Owner: -
@@ -1645,7 +1749,7 @@ COMMENT ON FUNCTION nikita._user_lock_class() IS 'Internal: first key of the per
 CREATE FUNCTION nikita._voice_content(p_content jsonb, p_user_id uuid, p_phone text) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
+    AS $_$
 DECLARE
     v_content jsonb := p_content;
     v_unknown text;
@@ -1653,11 +1757,22 @@ DECLARE
 BEGIN
     SELECT string_agg(k.key, ', ' ORDER BY k.key) INTO v_unknown
     FROM pg_catalog.jsonb_object_keys(v_content) AS k (key)
-    WHERE k.key NOT IN ('to_number', 'prompt', 'first_message', 'dynamic_variables');
+    WHERE k.key NOT IN ('to_number', 'agent_id', 'prompt', 'voice_prompt', 'first_message',
+        'tts', 'dynamic_variables', 'source_platform', 'meta');
     IF v_unknown IS NOT NULL THEN
         RAISE EXCEPTION 'content has unknown key(s) for voice: %', v_unknown
             USING ERRCODE = '22023',
-            HINT = 'allowed: to_number, prompt, first_message, dynamic_variables';
+            HINT = 'allowed: to_number, agent_id, prompt, voice_prompt, first_message, tts, '
+                'dynamic_variables, source_platform, meta';
+    END IF;
+    -- The game stores the prompt as voice_prompt; the shim reads one name.
+    IF v_content ? 'voice_prompt' THEN
+        IF v_content ? 'prompt' THEN
+            RAISE EXCEPTION 'content has both prompt and voice_prompt; give one'
+                USING ERRCODE = '22023';
+        END IF;
+        v_content := (v_content - 'voice_prompt')
+            || pg_catalog.jsonb_build_object('prompt', v_content -> 'voice_prompt');
     END IF;
 
     v_value := v_content -> 'to_number';
@@ -1676,6 +1791,21 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
 
+    v_value := v_content -> 'agent_id';
+    IF v_value IS NOT NULL AND (pg_catalog.jsonb_typeof(v_value) <> 'string'
+        OR (v_value #>> '{}') !~ '^[A-Za-z0-9_-]{1,128}$') THEN
+        RAISE EXCEPTION 'content.agent_id must be a string of 1 to 128 letters, digits, _ or -, '
+            'got %', pg_catalog.left(v_value::text, 200)
+            USING ERRCODE = '22023';
+    END IF;
+    v_value := v_content -> 'source_platform';
+    IF v_value IS NOT NULL AND v_value NOT IN ('"telegram"'::jsonb, '"voice"'::jsonb) THEN
+        RAISE EXCEPTION 'content.source_platform must be "telegram" or "voice", got %',
+            pg_catalog.left(v_value::text, 200)
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM nikita._check_voice_tts(v_content);
+    PERFORM nikita._check_meta(v_content);
     PERFORM nikita._check_optional_key(v_content, 'prompt', 'string', 'a string');
     PERFORM nikita._check_optional_key(v_content, 'first_message', 'string', 'a string');
     PERFORM nikita._check_optional_key(
@@ -1713,6 +1843,14 @@ BEGIN
                 'string values at most 4096; not: %', pg_catalog.left(v_unknown, 200)
                 USING ERRCODE = '22023';
         END IF;
+        SELECT string_agg(k.key, ', ' ORDER BY k.key) INTO v_unknown
+        FROM pg_catalog.jsonb_object_keys(v_value) AS k (key)
+        WHERE pg_catalog.starts_with(k.key, 'secret__');
+        IF v_unknown IS NOT NULL THEN
+            RAISE EXCEPTION 'content.dynamic_variables must not hold secret__ names (the shim '
+                'adds them at call time): %', pg_catalog.left(v_unknown, 200)
+                USING ERRCODE = '22023';
+        END IF;
         SELECT string_agg(kv.key, ', ' ORDER BY kv.key) INTO v_unknown
         FROM pg_catalog.jsonb_each(v_value) AS kv
         WHERE pg_catalog.jsonb_typeof(kv.value) NOT IN ('string', 'number', 'boolean');
@@ -1724,7 +1862,7 @@ BEGIN
     END IF;
     RETURN v_content;
 END
-$$;
+$_$;
 
 --
 -- Name: FUNCTION _voice_content(p_content jsonb, p_user_id uuid, p_phone text); Type: COMMENT; Schema: nikita; Owner: -
@@ -3188,7 +3326,27 @@ $$;
 -- Name: FUNCTION schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text); Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text) IS 'Queue a Telegram message or a voice call for a user at scheduled_at (default now). Telegram content: text (1..32768 chars, not blank), chat_id (default users.telegram_id), parse_mode HTML|MarkdownV2, reply_markup object, disable_notification boolean. Voice content: to_number (E.164, default users.phone), prompt, first_message, dynamic_variables object. Unknown keys are rejected. Bounds (22023 naming the member and the limit): content at most 262144 bytes and 16 levels below the content object; text not blank (Unicode white space and zero-width characters count as blank); reply_markup at most 16384 bytes, one of inline_keyboard (at most 100 buttons, 8 a row), keyboard, remove_keyboard, force_reply, callback_data 1..64 bytes, button text not blank and at most 256 characters, input_field_placeholder 1..64 characters, copy_text.text 1..256; prompt at most 32768 characters, first_message 4096, dynamic_variables at most 100 entries (names 1..128 characters, string values 4096, 65536 bytes). A scheduled_at earlier than now() minus the max_lateness setting (which the next sweep would expire unsent) is stored as now(); a past time within max_lateness is kept. A live event with the same dedupe_key returns its id. Errors: 22004 null argument, 22023 bad value/content/no recipient/out of bounds, 23503 unknown user, 23505 dedupe_key live for another user.';
+COMMENT ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text) IS 'Queue a Telegram message or a voice call for a user at scheduled_at (default now). Telegram content: text (1..32768 chars, not blank), chat_id (default users.telegram_id), parse_mode HTML|MarkdownV2, reply_markup object, disable_notification boolean. Voice content: to_number (E.164, default users.phone), agent_id, prompt (or voice_prompt), first_message, tts, dynamic_variables object (no secret__ names), source_platform, meta (docs/queue.md). Telegram also response_id (UUID), meta (object, 4096 bytes, 4 levels). Unknown keys are rejected. Bounds (22023 naming the member and the limit): content at most 262144 bytes and 16 levels below the content object; text not blank (Unicode white space and zero-width characters count as blank); reply_markup at most 16384 bytes, one of inline_keyboard (at most 100 buttons, 8 a row), keyboard, remove_keyboard, force_reply, callback_data 1..64 bytes, button text not blank and at most 256 characters, input_field_placeholder 1..64 characters, copy_text.text 1..256; prompt at most 32768 characters, first_message 4096, dynamic_variables at most 100 entries (names 1..128 characters, string values 4096, 65536 bytes). A scheduled_at earlier than now() minus the max_lateness setting (which the next sweep would expire unsent) is stored as now(); a past time within max_lateness is kept. A live event with the same dedupe_key returns its id. Errors: 22004 null argument, 22023 bad value/content/no recipient/out of bounds, 23503 unknown user, 23505 dedupe_key live for another user.';
+
+--
+-- Name: schedule_event(uuid, text, text, jsonb, timestamp with time zone, text, uuid); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid) RETURNS uuid
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT nikita._schedule(
+        p_user_id, p_platform, p_event_type, p_content, p_scheduled_at, p_dedupe_key,
+        p_source_conversation_id
+    )
+$$;
+
+--
+-- Name: FUNCTION schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid) IS 'schedule_event with the conversation the event follows (p_source_conversation_id, NULL: none; it must belong to p_user_id). Content, bounds and errors as the six-argument schedule_event; also 23503 unknown conversation, 22023 a conversation of another user.';
 
 --
 -- Name: schedule_reply(uuid, text, uuid, text, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
@@ -3245,7 +3403,7 @@ $$;
 -- Name: FUNCTION schedule_reply(p_user_id uuid, p_text text, p_source_conversation_id uuid, p_dedupe_key text, p_options jsonb); Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON FUNCTION nikita.schedule_reply(p_user_id uuid, p_text text, p_source_conversation_id uuid, p_dedupe_key text, p_options jsonb) IS 'Queue a Telegram reply (message_delivery) to the user''s chat, due after a delay drawn uniformly from reply_delays of the user''s chapter (chapter 5: now). p_options may add parse_mode, reply_markup, disable_notification or chat_id; p_source_conversation_id links the reply to the conversation it answers; p_dedupe_key as in schedule_event. Errors as schedule_event (22004, 22023, 23503, 23505).';
+COMMENT ON FUNCTION nikita.schedule_reply(p_user_id uuid, p_text text, p_source_conversation_id uuid, p_dedupe_key text, p_options jsonb) IS 'Queue a Telegram reply (message_delivery) to the user''s chat, due after a delay drawn uniformly from reply_delays of the user''s chapter (chapter 5: now). p_options may add parse_mode, reply_markup, disable_notification, chat_id, response_id or meta; p_source_conversation_id links the reply to the conversation it answers; p_dedupe_key as in schedule_event. Errors as schedule_event (22004, 22023, 23503, 23505).';
 
 --
 -- Name: sweep_events(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
@@ -4187,6 +4345,12 @@ REVOKE ALL ON FUNCTION nikita._backoff(p_attempt integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nikita._check_content_bounds(p_content jsonb) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _check_meta(p_content jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._check_meta(p_content jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _check_optional_key(p_content jsonb, p_key text, p_type text, p_what text); Type: ACL; Schema: nikita; Owner: -
 --
 
@@ -4203,6 +4367,12 @@ REVOKE ALL ON FUNCTION nikita._check_reply_markup(p_markup jsonb) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION nikita._check_setting_value(p_key text, p_type text, p_value jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _check_voice_tts(p_content jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._check_voice_tts(p_content jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _checked_now(p_now timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
@@ -4561,6 +4731,13 @@ GRANT ALL ON PROCEDURE nikita.run_job(IN p_name text) TO nikita_jobs;
 
 REVOKE ALL ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text) TO nikita_app;
+
+--
+-- Name: FUNCTION schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid) TO nikita_app;
 
 --
 -- Name: FUNCTION schedule_reply(p_user_id uuid, p_text text, p_source_conversation_id uuid, p_dedupe_key text, p_options jsonb); Type: ACL; Schema: nikita; Owner: -

@@ -70,3 +70,35 @@ $$;
 COMMENT ON FUNCTION nikita._check_optional_key(jsonb, text, text, text)
 IS 'Internal: 22023 unless p_content has no p_key or its value is of JSON type p_type.';
 REVOKE EXECUTE ON FUNCTION nikita._check_optional_key(jsonb, text, text, text) FROM PUBLIC;
+
+-- content.meta (both platforms): the game's own data, kept and never sent (docs/queue.md
+-- "meta"). Bounded on its own so it cannot crowd out the message: at most 4,096 bytes of its
+-- JSON text as PostgreSQL writes it, and no value more than 4 levels below it. Internal.
+CREATE OR REPLACE FUNCTION nikita._check_meta(p_content jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_meta jsonb := p_content -> 'meta';
+    v_size integer;
+BEGIN
+    IF v_meta IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM nikita._check_optional_key(p_content, 'meta', 'object', 'a JSON object');
+    v_size := pg_catalog.octet_length(v_meta::text);
+    IF v_size > 4096 THEN
+        RAISE EXCEPTION 'content.meta is % bytes; at most 4096', v_size
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.jsonb_path_exists(v_meta, 'strict $.**{5}') THEN
+        RAISE EXCEPTION 'content.meta is nested too deeply: at most 4 levels below meta'
+            USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION nikita._check_meta(jsonb)
+IS 'Internal: 22023 naming content.meta unless p_content has no meta or it is a JSON object of '
+'at most 4096 bytes (its text) and 4 levels.';
+REVOKE EXECUTE ON FUNCTION nikita._check_meta(jsonb) FROM PUBLIC;

@@ -23,7 +23,10 @@
 --                      copy_text.text 1..256 characters; input_field_placeholder 1..64
 --                      characters; every button has a text, not blank, at most 256 characters
 --                      (ours: Telegram documents none)
---   prompt             at most 32,768 characters; first_message at most 4,096
+--   prompt             at most 32,768 characters (voice_prompt, the game's name, is stored as
+--                      prompt); first_message at most 4,096; agent_id, tts, source_platform,
+--                      meta: functions/voice_content.sql
+--   response_id, meta  Telegram: a UUID string; meta at most 4,096 bytes and 4 levels
 --   dynamic_variables  at most 100 entries, names 1..128 characters, string values at most
 --                      4,096 characters, at most 65,536 bytes
 -- Telegram has no documented limit for the other strings of a keyboard (url, switch_inline_
@@ -215,7 +218,9 @@ COMMENT ON FUNCTION nikita.schedule_event(uuid, text, text, jsonb, timestamptz, 
 IS 'Queue a Telegram message or a voice call for a user at scheduled_at (default now). '
 'Telegram content: text (1..32768 chars, not blank), chat_id (default users.telegram_id), '
 'parse_mode HTML|MarkdownV2, reply_markup object, disable_notification boolean. Voice content: '
-'to_number (E.164, default users.phone), prompt, first_message, dynamic_variables object. '
+'to_number (E.164, default users.phone), agent_id, prompt (or voice_prompt), first_message, tts, '
+'dynamic_variables object (no secret__ names), source_platform, meta (docs/queue.md). '
+'Telegram also response_id (UUID), meta (object, 4096 bytes, 4 levels). '
 'Unknown keys are rejected. Bounds (22023 naming the member and the limit): content at most '
 '262144 bytes and 16 levels below the content object; text not blank (Unicode white space and '
 'zero-width characters count as blank); reply_markup at most 16384 bytes, one of '
@@ -232,3 +237,34 @@ REVOKE EXECUTE ON FUNCTION
 nikita.schedule_event(uuid, text, text, jsonb, timestamptz, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
 nikita.schedule_event(uuid, text, text, jsonb, timestamptz, text) TO nikita_app;
+
+-- The game's scheduler links an event to the conversation it follows (its
+-- schedule_voice_call / schedule_follow_up / schedule_telegram_message take
+-- source_conversation_id): the same call with the link. An overload with every argument
+-- required, so the six-argument form above keeps resolving as before.
+CREATE OR REPLACE FUNCTION nikita.schedule_event(
+    p_user_id uuid,
+    p_platform text,
+    p_event_type text,
+    p_content jsonb,
+    p_scheduled_at timestamptz,
+    p_dedupe_key text,
+    p_source_conversation_id uuid
+)
+RETURNS uuid
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT nikita._schedule(
+        p_user_id, p_platform, p_event_type, p_content, p_scheduled_at, p_dedupe_key,
+        p_source_conversation_id
+    )
+$$;
+COMMENT ON FUNCTION nikita.schedule_event(uuid, text, text, jsonb, timestamptz, text, uuid)
+IS 'schedule_event with the conversation the event follows (p_source_conversation_id, NULL: '
+'none; it must belong to p_user_id). Content, bounds and errors as the six-argument '
+'schedule_event; also 23503 unknown conversation, 22023 a conversation of another user.';
+REVOKE EXECUTE ON FUNCTION
+nikita.schedule_event(uuid, text, text, jsonb, timestamptz, text, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+nikita.schedule_event(uuid, text, text, jsonb, timestamptz, text, uuid) TO nikita_app;

@@ -57,8 +57,8 @@ $$;
 COMMENT ON FUNCTION nikita.schedule_reply(uuid, text, uuid, text, jsonb)
 IS 'Queue a Telegram reply (message_delivery) to the user''s chat, due after a delay drawn '
 'uniformly from reply_delays of the user''s chapter (chapter 5: now). p_options may add '
-'parse_mode, reply_markup, disable_notification or chat_id; p_source_conversation_id links '
-'the reply to the conversation it answers; p_dedupe_key as in schedule_event. Errors as '
-'schedule_event (22004, 22023, 23503, 23505).';
+'parse_mode, reply_markup, disable_notification, chat_id, response_id or meta; '
+'p_source_conversation_id links the reply to the conversation it answers; p_dedupe_key as in '
+'schedule_event. Errors as schedule_event (22004, 22023, 23503, 23505).';
 REVOKE EXECUTE ON FUNCTION nikita.schedule_reply(uuid, text, uuid, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION nikita.schedule_reply(uuid, text, uuid, text, jsonb) TO nikita_app;

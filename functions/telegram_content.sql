@@ -11,6 +11,10 @@
 --   parse_mode             "HTML" or "MarkdownV2" exactly
 --   reply_markup           a JSON object within the Bot API's limits (_check_reply_markup)
 --   disable_notification   a JSON boolean
+--   response_id            a JSON string holding a UUID (8-4-4-4-12 hex digits): the game's
+--                          reply id (yangsi7/nikita agents/text/handler.py
+--                          store_pending_response); kept, never sent to Telegram
+--   meta                   a bounded JSON object (content_bounds.sql _check_meta), never sent
 --   any other key          22023
 -- Every error is 22023 naming the member.
 
@@ -31,11 +35,12 @@ BEGIN
     SELECT string_agg(k.key, ', ' ORDER BY k.key) INTO v_unknown
     FROM pg_catalog.jsonb_object_keys(v_content) AS k (key)
     WHERE k.key NOT IN ('chat_id', 'text', 'parse_mode', 'reply_markup',
-        'disable_notification');
+        'disable_notification', 'response_id', 'meta');
     IF v_unknown IS NOT NULL THEN
         RAISE EXCEPTION 'content has unknown key(s) for telegram: %', v_unknown
             USING ERRCODE = '22023',
-            HINT = 'allowed: chat_id, text, parse_mode, reply_markup, disable_notification';
+            HINT = 'allowed: chat_id, text, parse_mode, reply_markup, disable_notification, '
+                'response_id, meta';
     END IF;
 
     v_value := v_content -> 'chat_id';
@@ -94,6 +99,15 @@ BEGIN
     PERFORM nikita._check_optional_key(
         v_content, 'disable_notification', 'boolean', 'a boolean'
     );
+    v_value := v_content -> 'response_id';
+    IF v_value IS NOT NULL AND (pg_catalog.jsonb_typeof(v_value) <> 'string'
+        OR (v_value #>> '{}') !~
+            '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$') THEN
+        RAISE EXCEPTION 'content.response_id must be a UUID string (8-4-4-4-12 hex digits), got %',
+            pg_catalog.left(v_value::text, 200)
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM nikita._check_meta(v_content);
     RETURN v_content;
 END
 $$;

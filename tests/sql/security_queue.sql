@@ -7,6 +7,7 @@ SELECT plan(39);
 CREATE TEMP TABLE api (sig text, role text);
 INSERT INTO api VALUES
 ('nikita.schedule_event(uuid,text,text,jsonb,timestamptz,text)', 'nikita_app'),
+('nikita.schedule_event(uuid,text,text,jsonb,timestamptz,text,uuid)', 'nikita_app'),
 ('nikita.schedule_reply(uuid,text,uuid,text,jsonb)', 'nikita_app'),
 ('nikita.cancel_event(uuid)', 'nikita_app'),
 ('nikita.cancel_user_events(uuid)', 'nikita_app'),

@@ -12,6 +12,13 @@ instead of being sent differently from what the game asked for:
     parse_mode            "HTML" or "MarkdownV2", exactly
     reply_markup          JSON object (its inner rules are SQL's; passed through as is)
     disable_notification  boolean
+    response_id           string holding a UUID, 8-4-4-4-12 hex digits (the game's reply id):
+                          checked, never sent
+    meta                  JSON object, no value more than 4 levels below it, at most 4,096
+                          bytes of JSON text: checked, never sent (the size exactly as SQL's
+                          octet_length(meta::text) unless meta holds a non-integer number,
+                          whose PostgreSQL text the decoded float no longer gives: then SQL's
+                          check alone stands)
     any other key         refused
 
 A key holding JSON null is refused too: schedule_event drops such keys before storing.
@@ -19,6 +26,8 @@ A key holding JSON null is refused too: schedule_event drops such keys before st
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +36,12 @@ from ..blank import is_blank
 
 PARSE_MODES = frozenset({"HTML", "MarkdownV2"})
 TEXT_LIMIT = 32768  # characters (code points), as SQL's length()
-KEYS = frozenset({"chat_id", "text", "parse_mode", "reply_markup", "disable_notification"})
+KEYS = frozenset(
+    {"chat_id", "text", "parse_mode", "reply_markup", "disable_notification", "response_id", "meta"}
+)
+UUID_TEXT = re.compile("-".join(f"[0-9A-Fa-f]{{{n}}}" for n in (8, 4, 4, 4, 12)))
+META_BYTES = 4096
+META_LEVELS = 4
 BIGINT = 2**63 - 1
 EXACT_FLOAT = 2**53  # beyond, a float no longer names one integer
 
@@ -55,6 +69,35 @@ def _chat_id(value: Any) -> int:
     return value
 
 
+def _levels(value: Any) -> int:
+    """How many levels the deepest value lies below `value` (jsonpath strict $.**{n})."""
+    if isinstance(value, dict):
+        return 1 + max(map(_levels, value.values()), default=-1)
+    if isinstance(value, list):
+        return 1 + max(map(_levels, value), default=-1)
+    return 0
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(map(_has_float, value.values()))
+    if isinstance(value, list):
+        return any(map(_has_float, value))
+    return isinstance(value, float)
+
+
+def _check_meta(meta: Any) -> None:
+    if not isinstance(meta, dict):
+        raise ContentError("meta is not a JSON object")
+    if _levels(meta) > META_LEVELS:
+        raise ContentError(f"meta is nested too deeply: at most {META_LEVELS} levels")
+    if not _has_float(meta):
+        # jsonb's text: the same separators and escapes as json.dumps; key order changes nothing
+        size = len(json.dumps(meta, ensure_ascii=False).encode())
+        if size > META_BYTES:
+            raise ContentError(f"meta is {size} bytes; at most {META_BYTES}")
+
+
 def decode_message(content: Mapping[str, Any]) -> TelegramMessage:
     """The message to send, or ContentError naming the broken rule."""
     unknown = sorted(k for k in content if k not in KEYS)
@@ -78,4 +121,11 @@ def decode_message(content: Mapping[str, Any]) -> TelegramMessage:
     silent = content.get("disable_notification")
     if silent is not None and not isinstance(silent, bool):
         raise ContentError(f"disable_notification {silent!r} is not a boolean")
+    response_id = content.get("response_id")
+    if response_id is not None and (
+        not isinstance(response_id, str) or not UUID_TEXT.fullmatch(response_id)
+    ):
+        raise ContentError(f"response_id {response_id!r} is not a UUID")
+    if "meta" in content:
+        _check_meta(content["meta"])
     return TelegramMessage(chat_id, text, parse_mode, reply_markup, silent)
