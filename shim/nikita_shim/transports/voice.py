@@ -55,7 +55,8 @@ def build_body(
     """The outbound-call request. `call_variables` (the player's id and token, made now) win
     over stored variables of the same name; a stored token is never passed on."""
     body: dict[str, Any] = {
-        "agent_id": agent_id,
+        # An event may name its own agent (the game's per-call agent); else the configured one.
+        "agent_id": content.get("agent_id") or agent_id,
         "agent_phone_number_id": phone_number_id,
         "to_number": content["to_number"],
     }
@@ -73,8 +74,13 @@ def build_body(
         agent["prompt"] = {"prompt": content["prompt"]}
     if content.get("first_message"):
         agent["first_message"] = content["first_message"]
+    override: dict[str, Any] = {}
     if agent:
-        client_data["conversation_config_override"] = {"agent": agent}
+        override["agent"] = agent
+    if content.get("tts"):  # voice settings, as SQL validated them (functions/voice_content.sql)
+        override["tts"] = dict(content["tts"])
+    if override:
+        client_data["conversation_config_override"] = override
     if client_data:
         body["conversation_initiation_client_data"] = client_data
     return body

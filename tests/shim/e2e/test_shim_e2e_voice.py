@@ -53,6 +53,39 @@ async def test_call_placed_with_the_right_request(queue_db, conn, el):
     assert row["provider_ref"] == call["conversation_id"]
 
 
+async def test_the_events_own_agent_and_voice_settings_reach_the_request(queue_db, conn, el):
+    """The game's per-call fields (functions/voice_content.sql): its agent replaces the
+    configured one, voice_prompt is stored as prompt, tts goes to the override as stored."""
+    el.other_agents.add("agent_boss_fight")
+    user = await make_user(conn, phone=PHONE)
+    tts = {"voice_id": "nikita_v2", "stability": 0.4, "speed": 1.1, "expressive_mode": True}
+    async with running_shim(shim_env(queue_db, el=el)):
+        eid = await schedule(
+            conn,
+            user,
+            "voice",
+            {
+                "agent_id": "agent_boss_fight",
+                "voice_prompt": "You are Nikita, and this is the boss fight.",
+                "tts": tts,
+                "source_platform": "telegram",
+                "meta": {"trace": "abc"},
+            },
+            event_type="boss_prompt",
+        )
+        await wait_status(conn, eid, "delivered")
+    [call] = el.calls
+    body = call["body"]
+    assert body["agent_id"] == "agent_boss_fight"
+    override = body["conversation_initiation_client_data"]["conversation_config_override"]
+    assert override == {
+        "agent": {"prompt": {"prompt": "You are Nikita, and this is the boss fight."}},
+        "tts": tts,
+    }
+    # source_platform and meta are the game's bookkeeping: never sent to the provider
+    assert "meta" not in str(body) and "source_platform" not in str(body)
+
+
 async def test_minimal_call_has_only_the_player_id(queue_db, conn, el):
     user = await make_user(conn, phone=PHONE)
     async with running_shim(shim_env(queue_db, el=el)):

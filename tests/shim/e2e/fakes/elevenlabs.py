@@ -30,6 +30,8 @@ CLIENT_DATA_KEYS = {
     "source_info",
 }
 AGENT_OVERRIDE_KEYS = {"prompt", "first_message", "language"}
+OVERRIDE_KEYS = {"agent", "tts"}
+TTS_KEYS = {"voice_id", "stability", "similarity_boost", "speed", "expressive_mode"}
 
 
 def _unprocessable(loc: list[str], msg: str) -> Reply:
@@ -44,6 +46,7 @@ class FakeElevenLabs(FakeServer):
         self.api_key = api_key
         self.agent_id = agent_id
         self.phone_id = phone_id
+        self.other_agents: set[str] = set()  # agents an event may name besides the configured one
         self.calls: list[dict[str, Any]] = []  # calls actually placed
         self.refused: list[dict[str, Any]] = []
         self.in_progress = 0  # calls placed whose answer has not been sent yet
@@ -134,7 +137,7 @@ class FakeElevenLabs(FakeServer):
         for field in ("agent_id", "agent_phone_number_id", "to_number"):
             if not isinstance(data.get(field), str):
                 return _unprocessable([field], "field required")
-        if data["agent_id"] != self.agent_id:
+        if data["agent_id"] != self.agent_id and data["agent_id"] not in self.other_agents:
             return Reply(404, {"detail": {"status": "agent_not_found", "message": "no agent"}})
         if data["agent_phone_number_id"] != self.phone_id:
             return Reply(404, {"detail": {"status": "phone_not_found", "message": "no number"}})
@@ -161,7 +164,12 @@ class FakeElevenLabs(FakeServer):
                 return _unprocessable(["dynamic_variables"], "values must be scalars")
         override = client.get("conversation_config_override")
         if override is not None:
-            agent = override.get("agent") if isinstance(override, dict) else None
+            if not isinstance(override, dict) or not override or set(override) - OVERRIDE_KEYS:
+                return _unprocessable(["conversation_config_override"], "unknown fields")
+            tts = override.get("tts")
+            if tts is not None and (not isinstance(tts, dict) or set(tts) - TTS_KEYS):
+                return _unprocessable(["conversation_config_override", "tts"], "bad tts override")
+            agent = override.get("agent", {})
             if not isinstance(agent, dict) or set(agent) - AGENT_OVERRIDE_KEYS:
                 return _unprocessable(["conversation_config_override"], "bad agent override")
             prompt = agent.get("prompt")
