@@ -3316,6 +3316,7 @@ CREATE FUNCTION nikita.summaries_notify_inserted() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+-- @plpgsql_check_options: newtable = new_rows
 DECLARE
     v_n bigint;
 BEGIN
@@ -3331,7 +3332,7 @@ $$;
 -- Name: FUNCTION summaries_notify_inserted(); Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON FUNCTION nikita.summaries_notify_inserted() IS 'Statement trigger of daily_summaries: NOTIFY nikita_summaries with the number of pending rows inserted, when there are any.';
+COMMENT ON FUNCTION nikita.summaries_notify_inserted() IS 'Trigger (AFTER INSERT, statement) of daily_summaries: NOTIFY nikita_summaries with the number of pending rows inserted, when there are any.';
 
 --
 -- Name: summary_writer_max_attempts(); Type: FUNCTION; Schema: nikita; Owner: -

@@ -219,7 +219,36 @@ COMMENT ON FUNCTION nikita.fail_summary(bigint, uuid, text, boolean) IS
 'summary_writer_max_attempts; not retryable: failed. Returns the new state, NULL when the lease '
 'was lost. 22004: NULL id or token.';
 
+-- One NOTIFY nikita_summaries per statement that inserted pending rows (the summary job inserts
+-- all of a run's rows in one statement): a running writer starts at once instead of at its
+-- next poll. Payload: the number of pending rows inserted.
+CREATE OR REPLACE FUNCTION nikita.summaries_notify_inserted()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- @plpgsql_check_options: newtable = new_rows
+DECLARE
+    v_n bigint;
+BEGIN
+    SELECT count(*) INTO v_n FROM new_rows AS n WHERE n.writer_state = 'pending';
+    IF v_n > 0 THEN
+        PERFORM pg_catalog.pg_notify('nikita_summaries', v_n::text);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION nikita.summaries_notify_inserted()
+IS 'Trigger (AFTER INSERT, statement) of daily_summaries: NOTIFY nikita_summaries with the '
+'number of pending rows inserted, when there are any.';
+
+CREATE OR REPLACE TRIGGER daily_summaries_notify_inserted
+AFTER INSERT ON nikita.daily_summaries
+REFERENCING NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION nikita.summaries_notify_inserted();
+
 REVOKE EXECUTE ON FUNCTION nikita.summary_writer_max_attempts(),
+nikita.summaries_notify_inserted(),
 nikita.claim_summaries(text, integer, interval),
 nikita.complete_summary(bigint, uuid, text, text),
 nikita.fail_summary(bigint, uuid, text, boolean) FROM PUBLIC;

@@ -57,33 +57,7 @@ WHERE writer_state = 'pending';
 CREATE INDEX daily_summaries_writer_lease_idx ON nikita.daily_summaries (locked_until)
 WHERE writer_state = 'processing';
 
--- One NOTIFY nikita_summaries per statement that inserted pending rows (the summary job inserts
--- all of a run's rows in one statement): a running writer starts at once instead of at its
--- next poll. Payload: the number of pending rows inserted.
-CREATE FUNCTION nikita.summaries_notify_inserted()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_n bigint;
-BEGIN
-    SELECT count(*) INTO v_n FROM new_rows AS n WHERE n.writer_state = 'pending';
-    IF v_n > 0 THEN
-        PERFORM pg_catalog.pg_notify('nikita_summaries', v_n::text);
-    END IF;
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION nikita.summaries_notify_inserted()
-IS 'Statement trigger of daily_summaries: NOTIFY nikita_summaries with the number of pending '
-'rows inserted, when there are any.';
-REVOKE EXECUTE ON FUNCTION nikita.summaries_notify_inserted() FROM PUBLIC;
-
-CREATE TRIGGER daily_summaries_notify_inserted
-AFTER INSERT ON nikita.daily_summaries
-REFERENCING NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION nikita.summaries_notify_inserted();
+-- The NOTIFY nikita_summaries trigger is in functions/summary_writer.sql (as the queue's).
 
 -- Setting: attempts per day before it is left `failed` with its factual text (as
 -- conversation_max_attempts). Its range is checked by its own constraint, not by replacing
