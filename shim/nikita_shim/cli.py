@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:FUNCTION",
         help="also claim ended conversations and hand each to this async callable",
     )
+    run.add_argument(
+        "--summary-writer",
+        metavar="MODULE:FUNCTION",
+        help="also write each new daily summary in Nikita's voice with this async callable "
+        "(default: NIKITA_SHIM_SUMMARY_WRITER)",
+    )
     status = sub.add_parser("status", help="print queue and job health as tables")
     status.add_argument("--json", action="store_true", help="print JSON instead of tables")
     sub.add_parser(
@@ -65,8 +71,20 @@ def _run(args: argparse.Namespace) -> int:
             print(f"nikita-shim: invalid configuration:\n  - {exc}", file=sys.stderr)
             return EXIT_CONFIG
 
+    writer = None
+    writer_spec = args.summary_writer or cfg.summary_writer
+    if writer_spec:
+        from .summaries import WriterError, load_writer
+
+        sys.path.insert(0, os.getcwd())
+        try:
+            writer = load_writer(writer_spec)
+        except WriterError as exc:
+            print(f"nikita-shim: invalid configuration:\n  - {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+
     async def main() -> int:
-        shim = Shim(cfg, processor=processor)
+        shim = Shim(cfg, processor=processor, writer=writer)
         return await run_with_signals(shim)
 
     try:

@@ -86,6 +86,12 @@ class Config:
     conversation_batch: int = 10
     conversation_concurrency: int = 4
     conversation_lease: float = 300.0
+    # daily-summary writer (summaries.py; --summary-writer or NIKITA_SHIM_SUMMARY_WRITER)
+    summary_writer: str | None = None
+    summary_batch: int = 10
+    summary_concurrency: int = 2
+    summary_lease: float = 300.0
+    summary_timeout: float = 10.0
     # check
     check_max_lag: float = 300.0
     test_fault: str | None = None
@@ -298,6 +304,11 @@ def load_config(env: Mapping[str, str] | None = None, *, need_delivery: bool = T
         conversation_batch=r.integer("NIKITA_SHIM_CONVERSATION_BATCH", 10, 1, 1000),
         conversation_concurrency=r.integer("NIKITA_SHIM_CONVERSATION_CONCURRENCY", 4, 1, 100),
         conversation_lease=r.seconds("NIKITA_SHIM_CONVERSATION_LEASE", 300.0, 5, 86400),
+        summary_writer=r.raw("NIKITA_SHIM_SUMMARY_WRITER") or None,
+        summary_batch=r.integer("NIKITA_SHIM_SUMMARY_BATCH", 10, 1, 1000),
+        summary_concurrency=r.integer("NIKITA_SHIM_SUMMARY_CONCURRENCY", 2, 1, 100),
+        summary_lease=r.seconds("NIKITA_SHIM_SUMMARY_LEASE", 300.0, 10, 86400),
+        summary_timeout=r.seconds("NIKITA_SHIM_SUMMARY_TIMEOUT", 10.0, 0.1, 3600),
         check_max_lag=r.seconds("NIKITA_SHIM_CHECK_MAX_LAG", 300.0, 1, 86400 * 7),
         test_fault=(
             r.choice("NIKITA_SHIM_TEST_FAULT", "", TEST_FAULTS)
@@ -311,6 +322,11 @@ def load_config(env: Mapping[str, str] | None = None, *, need_delivery: bool = T
             "NIKITA_SHIM_LEASE_SECONDS must exceed the transport timeouts "
             f"(lease {cfg.lease_seconds:g}s, telegram {cfg.telegram_timeout:g}s, "
             f"voice {cfg.voice_timeout:g}s) by at least one second"
+        )
+    if cfg.summary_timeout > cfg.summary_lease - 5:
+        r.problems.append(
+            "NIKITA_SHIM_SUMMARY_TIMEOUT must be at most NIKITA_SHIM_SUMMARY_LEASE minus 5 s "
+            f"(timeout {cfg.summary_timeout:g}s, lease {cfg.summary_lease:g}s)"
         )
     if r.problems:
         raise ConfigError(r.problems)

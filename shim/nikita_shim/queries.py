@@ -2,8 +2,9 @@
 
 Only the public API of docs/queue.md is called (functions granted to nikita_worker, the health
 views). Columns are named (`AS`) where a row is read by name (psycopg row factories in
-queue.py, conversation_store.py and health.py); a statement returning one value is read as a
-scalar. Placeholders are psycopg's `%s`, bound positionally in the order written here.
+queue.py, conversation_store.py, summary_store.py and health.py); a statement returning one
+value is read as a scalar. Placeholders are psycopg's `%s`, bound positionally in the order
+written here.
 """
 
 from __future__ import annotations
@@ -61,6 +62,20 @@ CLAIM_CONVERSATIONS: Final = (
 COMPLETE_CONVERSATION: Final = "SELECT nikita.complete_conversation(%s, %s, %s, %s)"
 # (id, lock token, error) -> new status, NULL when the lease was lost
 FAIL_CONVERSATION: Final = "SELECT nikita.fail_conversation(%s, %s, %s)"
+
+# ---- daily summaries (optional writer, summaries.py) -----------------------------------------
+
+# (worker, max, lease seconds) -> SummaryDay columns
+CLAIM_SUMMARIES: Final = (
+    "SELECT id, lock_token, user_id, date, timezone, day_start, day_end, score_start,"
+    " score_end, decay_applied, conversations_count, summary_text, chapter, game_status,"
+    " writer_attempts"
+    " FROM nikita.claim_summaries(%s, %s, make_interval(secs => %s))"
+)
+# (id, lock token, text, emotional tone) -> recorded (false: lease lost)
+COMPLETE_SUMMARY: Final = "SELECT nikita.complete_summary(%s, %s, %s, %s)"
+# (id, lock token, error, retryable) -> new state, NULL when the lease was lost
+FAIL_SUMMARY: Final = "SELECT nikita.fail_summary(%s, %s, %s, %s)"
 
 # ---- health ----------------------------------------------------------------------------------
 

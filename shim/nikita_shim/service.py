@@ -4,6 +4,8 @@ Every long-lived task (listener, pump, workers, sweeper, conversation loop, metr
 must run until shutdown. One that ends earlier, with an exception or not, is a bug the
 process cannot recover from in place: it is logged with its traceback, the watchdog is no
 longer fed, and `run()` returns EXIT_CRASH so that systemd (Restart=always) restarts the shim.
+Over 300 lines: the optional loops (conversations, summary writer) are wired here, each in a
+few lines, so that start, wake-up, watchdog and drain stay in one place.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from .loop import DeliveryLoop
 from .metrics import Metrics
 from .queue import EventQueue
 from .redact import safe_conninfo
+from .summaries import CHANNEL_SUMMARIES, SummaryLoop, Writer
+from .summary_store import SummaryStore
 from .systemd import SystemdNotifier
 from .transports import Transport
 from .transports.build import build_transports
@@ -50,6 +54,7 @@ class Shim:
         *,
         transports: Mapping[str, Transport] | None = None,
         processor: Processor | None = None,
+        writer: Writer | None = None,
         notifier: SystemdNotifier | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -60,6 +65,7 @@ class Shim:
         self.ready = asyncio.Event()
         self.transports = dict(transports) if transports is not None else build_transports(cfg)
         channels = [CHANNEL_EVENTS] + ([CHANNEL_CONVERSATIONS] if processor else [])
+        channels += [CHANNEL_SUMMARIES] if writer else []
         self.db = Connector(
             cfg.database_url,
             metrics=self.metrics,
@@ -80,6 +86,9 @@ class Shim:
             if processor
             else None
         )
+        self.summaries = (
+            SummaryLoop(cfg, SummaryStore(self.db), writer, self.stopping) if writer else None
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._supervisor: asyncio.Task[None] | None = None
         self.crashed: str | None = None  # the name of the task that crashed
@@ -96,12 +105,16 @@ class Shim:
             self.delivery.on_notify(payload)
         elif channel == CHANNEL_CONVERSATIONS and self.conversations is not None:
             self.conversations.wake()
+        elif channel == CHANNEL_SUMMARIES and self.summaries is not None:
+            self.summaries.wake()
 
     async def _on_connect(self) -> None:
         await self.queue.sweep()  # NOTIFYs sent while disconnected are lost
         self.delivery.wake()
         if self.conversations is not None:
             self.conversations.wake()
+        if self.summaries is not None:
+            self.summaries.wake()
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopping; True when the time elapsed."""
@@ -125,6 +138,8 @@ class Shim:
         tasks += self.delivery.tasks
         if self.conversations is not None:
             tasks += self.conversations.tasks
+        if self.summaries is not None:
+            tasks += self.summaries.tasks
         return tasks + self._tasks
 
     async def _watchdog(self, interval: float) -> None:
@@ -243,6 +258,8 @@ class Shim:
             self.delivery.start()
             if self.conversations is not None:
                 self.conversations.start()
+            if self.summaries is not None:
+                self.summaries.start()
             if cfg.sweep_interval > 0:
                 self._tasks.append(asyncio.create_task(self._sweeper(), name="sweeper"))
             if self.notifier.watchdog_interval:
@@ -289,6 +306,8 @@ class Shim:
         await self.delivery.drain()
         if self.conversations is not None:
             await self.conversations.drain()
+        if self.summaries is not None:
+            await self.summaries.drain()
 
     async def _connect(self) -> bool:
         connect = asyncio.create_task(self.db.connect_until_ready())

@@ -27,7 +27,10 @@ SELECT columns_are('nikita', 'score_history', ARRAY[
 ]);
 SELECT columns_are('nikita', 'daily_summaries', ARRAY[
     'id', 'user_id', 'date', 'score_start', 'score_end', 'decay_applied',
-    'conversations_count', 'summary_text', 'created_at'
+    'conversations_count', 'summary_text', 'created_at',
+    -- the summary writer (sql/0015)
+    'writer_state', 'writer_attempts', 'locked_by', 'locked_until', 'lock_token', 'writer_error',
+    'nikita_summary_text', 'emotional_tone', 'written_at'
 ]);
 SELECT columns_are('nikita', 'signup_sessions', ARRAY[
     'id', 'telegram_id', 'chat_id', 'email', 'signup_state', 'attempts', 'expires_at',
