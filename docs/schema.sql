@@ -1586,6 +1586,58 @@ $$;
 COMMENT ON FUNCTION nikita._setting_text(p_key text) IS 'Setting p_key read as text.';
 
 --
+-- Name: _summaries_notify_inserted(); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._summaries_notify_inserted() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+-- @plpgsql_check_options: newtable = new_rows
+DECLARE
+    v_n bigint;
+BEGIN
+    SELECT count(*) INTO v_n FROM new_rows AS n WHERE n.writer_state = 'pending';
+    IF v_n > 0 THEN
+        PERFORM pg_catalog.pg_notify('nikita_summaries', v_n::text);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION _summaries_notify_inserted(); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._summaries_notify_inserted() IS 'Trigger (AFTER INSERT, statement) of daily_summaries: NOTIFY nikita_summaries with the number of pending rows inserted, when there are any.';
+
+--
+-- Name: _summary_writer_max_attempts(); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._summary_writer_max_attempts() RETURNS integer
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_max bigint := nikita._setting_bigint('summary_writer_max_attempts');
+BEGIN
+    -- Second line: CHECK settings_summary_writer_valid refuses such a value on write.
+    IF v_max IS NULL OR v_max < 1 OR v_max > 100 THEN
+        RAISE EXCEPTION 'setting summary_writer_max_attempts must be between 1 and 100, got %',
+            coalesce(v_max::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    RETURN v_max::integer;
+END
+$$;
+
+--
+-- Name: FUNCTION _summary_writer_max_attempts(); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._summary_writer_max_attempts() IS 'Setting summary_writer_max_attempts, checked (1..100; 22023 otherwise).';
+
+--
 -- Name: _telegram_content(jsonb, uuid, bigint); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -2155,6 +2207,38 @@ $$;
 COMMENT ON FUNCTION nikita.cancel_user_events(p_user_id uuid) IS 'Cancel every pending event of a user (e.g. game over); returns how many. Events in flight are not recalled. An unknown user has nothing to cancel (0). 22004 for a null user_id.';
 
 --
+-- Name: check_summary_writer_setting(text, text, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.check_summary_writer_setting(p_key text, p_type text, p_value jsonb) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_key IS DISTINCT FROM 'summary_writer_max_attempts' THEN
+        RETURN true;
+    END IF;
+    IF p_type IS DISTINCT FROM 'integer'
+        OR p_value IS NULL
+        OR pg_catalog.jsonb_typeof(p_value) IS DISTINCT FROM 'number'
+        OR (p_value #>> '{}')::numeric NOT BETWEEN 1 AND 100
+        OR (p_value #>> '{}')::numeric <> pg_catalog.trunc((p_value #>> '{}')::numeric) THEN
+        RAISE EXCEPTION 'setting "%" must be an integer from 1 to 100, got % %', p_key,
+            coalesce(p_type, 'NULL'), pg_catalog.left(coalesce(p_value::text, 'NULL'), 200)
+            USING ERRCODE = '23514', SCHEMA = 'nikita', TABLE = 'settings',
+            COLUMN = 'value', CONSTRAINT = 'settings_summary_writer_valid';
+    END IF;
+    RETURN true;
+END
+$$;
+
+--
+-- Name: FUNCTION check_summary_writer_setting(p_key text, p_type text, p_value jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.check_summary_writer_setting(p_key text, p_type text, p_value jsonb) IS 'CHECK settings_summary_writer_valid: summary_writer_max_attempts is an integer 1..100 (23514 naming the key otherwise); other keys pass.';
+
+--
 -- Name: claim_conversations(text, integer, interval); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -2381,6 +2465,93 @@ $$;
 --
 
 COMMENT ON FUNCTION nikita.claim_events(p_worker text, p_max integer, p_lease interval, p_max_voice integer) IS 'Claim up to p_max due pending events (oldest first, SKIP LOCKED) for worker p_worker with a lease of p_lease: status sending, a fresh lock_token, attempts + 1 (returned: first delivery = 1). At most p_max_voice of them voice events (NULL: no limit; 0: none). Per user only the head (first pending event by the time the app asked for, then creation order) and at most one event in flight, also across concurrent claimers; ops_alert events without a user are not limited. Events more than max_lateness late are left to sweep_events. Must run in READ COMMITTED (25000 otherwise); bad arguments: 22004 (null worker, max, lease), 22023 (worker length, max outside 1..10000, lease outside 1 s..1 day, negative max_voice).';
+
+--
+-- Name: claim_summaries(text, integer, interval); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.claim_summaries(p_worker text, p_max integer DEFAULT 10, p_lease interval DEFAULT '00:05:00'::interval) RETURNS TABLE(id bigint, lock_token uuid, user_id uuid, date date, timezone text, day_start timestamp with time zone, day_end timestamp with time zone, score_start numeric, score_end numeric, decay_applied numeric, conversations_count integer, summary_text text, chapter smallint, game_status text, writer_attempts integer)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_max_attempts integer := nikita._summary_writer_max_attempts();
+BEGIN
+    IF p_worker IS NULL OR nikita.is_blank(p_worker) THEN
+        RAISE EXCEPTION 'worker must be a non-empty name' USING ERRCODE = '22023';
+    END IF;
+    IF p_max IS NULL OR p_max < 1 OR p_max > 1000 THEN
+        RAISE EXCEPTION 'max must be between 1 and 1000, got %', coalesce(p_max::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF p_lease IS NULL OR p_lease < interval '1 second' OR p_lease > interval '1 day' THEN
+        RAISE EXCEPTION 'lease must be between 1 second and 1 day, got %',
+            coalesce(p_lease::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+
+    -- Expired leases: the attempt is spent; back to pending, or failed when none is left.
+    -- SKIP LOCKED: a row another session is settling right now is its business.
+    WITH expired AS (
+        SELECT s.id FROM nikita.daily_summaries AS s
+        WHERE s.writer_state = 'processing' AND s.locked_until <= pg_catalog.now()
+        FOR UPDATE SKIP LOCKED
+    )
+
+    UPDATE nikita.daily_summaries AS s
+    SET
+        writer_state = CASE
+            WHEN s.writer_attempts >= v_max_attempts THEN 'failed' ELSE 'pending'
+        END,
+        writer_error = pg_catalog.left(pg_catalog.format(
+            'lease of %s expired at %s (attempt %s of %s)',
+            s.locked_by, s.locked_until, s.writer_attempts, v_max_attempts
+        ), 4000),
+        locked_by = NULL,
+        locked_until = NULL,
+        lock_token = NULL
+    FROM expired AS e
+    WHERE s.id = e.id;
+
+    RETURN QUERY
+    WITH picked AS (
+        SELECT s.id
+        FROM nikita.daily_summaries AS s
+        WHERE s.writer_state = 'pending'
+        ORDER BY s.created_at, s.id
+        LIMIT p_max
+        FOR UPDATE SKIP LOCKED
+    ),
+
+    claimed AS (
+        UPDATE nikita.daily_summaries AS s
+        SET
+            writer_state = 'processing',
+            writer_attempts = s.writer_attempts + 1,
+            locked_by = pg_catalog.left(p_worker, 200),
+            locked_until = pg_catalog.now() + p_lease,
+            lock_token = pg_catalog.gen_random_uuid()
+        FROM picked AS p
+        WHERE s.id = p.id
+        RETURNING s.*
+    )
+
+    SELECT
+        c.id, c.lock_token, c.user_id, c.date, u.timezone,
+        c.date::timestamp AT TIME ZONE u.timezone,
+        (c.date + 1)::timestamp AT TIME ZONE u.timezone,
+        c.score_start::numeric, c.score_end::numeric, c.decay_applied::numeric,
+        c.conversations_count, c.summary_text, u.chapter, u.game_status, c.writer_attempts
+    FROM claimed AS c
+    JOIN nikita.users AS u ON u.id = c.user_id
+    ORDER BY c.created_at, c.id;
+END
+$$;
+
+--
+-- Name: FUNCTION claim_summaries(p_worker text, p_max integer, p_lease interval); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.claim_summaries(p_worker text, p_max integer, p_lease interval) IS 'Claim up to p_max pending daily summaries (oldest first, SKIP LOCKED) for worker p_worker with a lease of p_lease; each claim counts one writer attempt. First returns expired leases to pending (failed after summary_writer_max_attempts). Returns the day''s facts (date is the player''s local date; day_start/day_end its bounds; chapter and game_status are the player''s current ones; summary_text the factual text) and the lock_token that complete_summary / fail_summary need. 22023: blank worker, max outside 1..1000, lease outside 1 s..1 day.';
 
 --
 -- Name: cleanup(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
@@ -2673,6 +2844,53 @@ $$;
 COMMENT ON FUNCTION nikita.complete_events(p_ids uuid[], p_lock_tokens uuid[], p_provider_refs text[]) IS 'Batch complete_event: ids, lock tokens and (optional) provider refs as parallel arrays. Returns how many were completed; the others lost their lease (one WARNING). 22004 null array, 22023 arrays of different lengths.';
 
 --
+-- Name: complete_summary(bigint, uuid, text, text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.complete_summary(p_id bigint, p_lock_token uuid, p_text text, p_emotional_tone text DEFAULT NULL::text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_id IS NULL OR p_lock_token IS NULL THEN
+        RAISE EXCEPTION 'summary id and lock token must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF p_text IS NULL OR nikita.is_blank(p_text) THEN
+        RAISE EXCEPTION 'summary text must not be blank' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(p_text) > 8000 THEN
+        RAISE EXCEPTION 'summary text must be at most 8000 characters, got %',
+            pg_catalog.length(p_text) USING ERRCODE = '22001';
+    END IF;
+    IF p_emotional_tone IS NOT NULL AND nikita.is_blank(p_emotional_tone) THEN
+        RAISE EXCEPTION 'emotional tone must be NULL or not blank' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(p_emotional_tone) > 200 THEN
+        RAISE EXCEPTION 'emotional tone must be at most 200 characters, got %',
+            pg_catalog.length(p_emotional_tone) USING ERRCODE = '22001';
+    END IF;
+    UPDATE nikita.daily_summaries AS s
+    SET
+        writer_state = 'written',
+        nikita_summary_text = p_text,
+        emotional_tone = p_emotional_tone,
+        written_at = pg_catalog.now(),
+        writer_error = NULL,
+        locked_by = NULL,
+        locked_until = NULL,
+        lock_token = NULL
+    WHERE s.id = p_id AND s.writer_state = 'processing' AND s.lock_token = p_lock_token;
+    RETURN FOUND;
+END
+$$;
+
+--
+-- Name: FUNCTION complete_summary(p_id bigint, p_lock_token uuid, p_text text, p_emotional_tone text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.complete_summary(p_id bigint, p_lock_token uuid, p_text text, p_emotional_tone text) IS 'Record the writer''s text (and optional emotional tone) of a claimed daily summary: written. summary_text (the facts) is kept. False when the lease was lost (token no longer current): the text is dropped. 22004: NULL id or token; 22023: blank text, blank tone; 22001: text over 8000 or tone over 200 characters (nothing written).';
+
+--
 -- Name: current_user_id(); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -2933,6 +3151,43 @@ $$;
 --
 
 COMMENT ON FUNCTION nikita.fail_event(p_id uuid, p_lock_token uuid, p_error text, p_retryable boolean) IS 'Record a failed delivery attempt of a claimed event. Retryable and attempts < max_attempts: pending again at now + 2^(attempt-1) min +-10 % (at most 1 h), keeping its place in the user''s order (later events of the user wait for it); else failed. Appends {at, attempt, error, retryable} to errors, sets last_error (2,000 chars max). Returns the new status, or NULL with a WARNING when the lease was lost. 22004 for null arguments.';
+
+--
+-- Name: fail_summary(bigint, uuid, text, boolean); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.fail_summary(p_id bigint, p_lock_token uuid, p_error text, p_retryable boolean DEFAULT true) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_max integer := nikita._summary_writer_max_attempts();
+    v_state text;
+BEGIN
+    IF p_id IS NULL OR p_lock_token IS NULL THEN
+        RAISE EXCEPTION 'summary id and lock token must not be null' USING ERRCODE = '22004';
+    END IF;
+    UPDATE nikita.daily_summaries AS s
+    SET
+        writer_state = CASE
+            WHEN coalesce(p_retryable, true) AND s.writer_attempts < v_max THEN 'pending'
+            ELSE 'failed'
+        END,
+        writer_error = pg_catalog.left(coalesce(p_error, 'unknown error'), 4000),
+        locked_by = NULL,
+        locked_until = NULL,
+        lock_token = NULL
+    WHERE s.id = p_id AND s.writer_state = 'processing' AND s.lock_token = p_lock_token
+    RETURNING s.writer_state INTO v_state;
+    RETURN v_state;
+END
+$$;
+
+--
+-- Name: FUNCTION fail_summary(p_id bigint, p_lock_token uuid, p_error text, p_retryable boolean); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.fail_summary(p_id bigint, p_lock_token uuid, p_error text, p_retryable boolean) IS 'Record a failed writer attempt; the factual summary_text stays. Retryable (default; NULL counts as retryable): back to pending while attempts remain, failed after summary_writer_max_attempts; not retryable: failed. Returns the new state, NULL when the lease was lost. 22004: NULL id or token.';
 
 --
 -- Name: generate_daily_summaries(timestamp with time zone, interval); Type: FUNCTION; Schema: nikita; Owner: -
@@ -3577,11 +3832,28 @@ CREATE TABLE nikita.daily_summaries (
     conversations_count integer DEFAULT 0 NOT NULL,
     summary_text text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    writer_state text DEFAULT 'pending'::text,
+    writer_attempts integer DEFAULT 0 NOT NULL,
+    locked_by text,
+    locked_until timestamp with time zone,
+    lock_token uuid,
+    writer_error text,
+    nikita_summary_text text,
+    emotional_tone text,
+    written_at timestamp with time zone,
     CONSTRAINT daily_summaries_conversations_nonnegative CHECK ((conversations_count >= 0)),
     CONSTRAINT daily_summaries_decay_nonnegative CHECK ((decay_applied >= (0)::numeric)),
+    CONSTRAINT daily_summaries_emotional_tone_valid CHECK (((length(emotional_tone) <= 200) AND (NOT nikita.is_blank(emotional_tone)))),
+    CONSTRAINT daily_summaries_locked_by_length CHECK ((length(locked_by) <= 200)),
+    CONSTRAINT daily_summaries_nikita_summary_text_valid CHECK (((length(nikita_summary_text) <= 8000) AND (NOT nikita.is_blank(nikita_summary_text)))),
     CONSTRAINT daily_summaries_score_end_range CHECK (((score_end >= (0)::numeric) AND (score_end <= (100)::numeric))),
     CONSTRAINT daily_summaries_score_start_range CHECK (((score_start >= (0)::numeric) AND (score_start <= (100)::numeric))),
-    CONSTRAINT daily_summaries_summary_text_length CHECK ((length(summary_text) <= 8000))
+    CONSTRAINT daily_summaries_summary_text_length CHECK ((length(summary_text) <= 8000)),
+    CONSTRAINT daily_summaries_writer_attempts_range CHECK (((writer_attempts >= 0) AND (writer_attempts <= 100))),
+    CONSTRAINT daily_summaries_writer_error_length CHECK ((length(writer_error) <= 4000)),
+    CONSTRAINT daily_summaries_writer_lease CHECK ((((NOT (writer_state IS DISTINCT FROM 'processing'::text)) = ((locked_by IS NOT NULL) AND (locked_until IS NOT NULL) AND (lock_token IS NOT NULL))) AND ((locked_by IS NULL) = (lock_token IS NULL)) AND ((locked_until IS NULL) = (lock_token IS NULL)))),
+    CONSTRAINT daily_summaries_writer_state_valid CHECK ((writer_state = ANY (ARRAY['pending'::text, 'processing'::text, 'written'::text, 'failed'::text]))),
+    CONSTRAINT daily_summaries_written_has_text CHECK (((writer_state IS DISTINCT FROM 'written'::text) OR ((nikita_summary_text IS NOT NULL) AND (written_at IS NOT NULL))))
 );
 
 --
@@ -3871,6 +4143,7 @@ CREATE TABLE nikita.settings (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT settings_description_length CHECK ((length(description) <= 1000)),
     CONSTRAINT settings_key_format CHECK ((key ~ '^[a-z][a-z0-9_]{0,62}$'::text)),
+    CONSTRAINT settings_summary_writer_valid CHECK (nikita.check_summary_writer_setting(key, value_type, value)),
     CONSTRAINT settings_value_matches_type CHECK (nikita.is_setting_value(value_type, value)),
     CONSTRAINT settings_value_type_valid CHECK ((value_type = ANY (ARRAY['interval'::text, 'integer'::text, 'number'::text, 'boolean'::text, 'text'::text]))),
     CONSTRAINT settings_value_valid CHECK (nikita._check_setting_value(key, value_type, value))
@@ -4079,6 +4352,18 @@ CREATE INDEX conversations_lease_idx ON nikita.conversations USING btree (locked
 CREATE INDEX conversations_user_idx ON nikita.conversations USING btree (user_id, started_at);
 
 --
+-- Name: daily_summaries_writer_lease_idx; Type: INDEX; Schema: nikita; Owner: -
+--
+
+CREATE INDEX daily_summaries_writer_lease_idx ON nikita.daily_summaries USING btree (locked_until) WHERE (writer_state = 'processing'::text);
+
+--
+-- Name: daily_summaries_writer_pending_idx; Type: INDEX; Schema: nikita; Owner: -
+--
+
+CREATE INDEX daily_summaries_writer_pending_idx ON nikita.daily_summaries USING btree (created_at, id) WHERE (writer_state = 'pending'::text);
+
+--
 -- Name: job_executions_job_time_idx; Type: INDEX; Schema: nikita; Owner: -
 --
 
@@ -4161,6 +4446,12 @@ CREATE INDEX users_decay_eligible_idx ON nikita.users USING btree (id) WHERE ((g
 --
 
 CREATE TRIGGER conversations_touch BEFORE UPDATE ON nikita.conversations FOR EACH ROW EXECUTE FUNCTION nikita._touch_updated_at();
+
+--
+-- Name: daily_summaries daily_summaries_notify_inserted; Type: TRIGGER; Schema: nikita; Owner: -
+--
+
+CREATE TRIGGER daily_summaries_notify_inserted AFTER INSERT ON nikita.daily_summaries REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION nikita._summaries_notify_inserted();
 
 --
 -- Name: scheduled_events scheduled_events_notify_insert; Type: TRIGGER; Schema: nikita; Owner: -
@@ -4543,6 +4834,18 @@ REVOKE ALL ON FUNCTION nikita._setting_interval(p_key text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nikita._setting_text(p_key text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _summaries_notify_inserted(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._summaries_notify_inserted() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _summary_writer_max_attempts(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._summary_writer_max_attempts() FROM PUBLIC;
+
+--
 -- Name: FUNCTION _telegram_content(p_content jsonb, p_user_id uuid, p_default_chat bigint); Type: ACL; Schema: nikita; Owner: -
 --
 
@@ -4605,6 +4908,12 @@ REVOKE ALL ON FUNCTION nikita.cancel_user_events(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.cancel_user_events(p_user_id uuid) TO nikita_app;
 
 --
+-- Name: FUNCTION check_summary_writer_setting(p_key text, p_type text, p_value jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.check_summary_writer_setting(p_key text, p_type text, p_value jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION claim_conversations(p_worker text, p_max integer, p_lease interval); Type: ACL; Schema: nikita; Owner: -
 --
 
@@ -4617,6 +4926,13 @@ GRANT ALL ON FUNCTION nikita.claim_conversations(p_worker text, p_max integer, p
 
 REVOKE ALL ON FUNCTION nikita.claim_events(p_worker text, p_max integer, p_lease interval, p_max_voice integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.claim_events(p_worker text, p_max integer, p_lease interval, p_max_voice integer) TO nikita_worker;
+
+--
+-- Name: FUNCTION claim_summaries(p_worker text, p_max integer, p_lease interval); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.claim_summaries(p_worker text, p_max integer, p_lease interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita.claim_summaries(p_worker text, p_max integer, p_lease interval) TO nikita_worker;
 
 --
 -- Name: FUNCTION cleanup(p_now timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
@@ -4644,6 +4960,13 @@ GRANT ALL ON FUNCTION nikita.complete_event(p_id uuid, p_lock_token uuid, p_prov
 
 REVOKE ALL ON FUNCTION nikita.complete_events(p_ids uuid[], p_lock_tokens uuid[], p_provider_refs text[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.complete_events(p_ids uuid[], p_lock_tokens uuid[], p_provider_refs text[]) TO nikita_worker;
+
+--
+-- Name: FUNCTION complete_summary(p_id bigint, p_lock_token uuid, p_text text, p_emotional_tone text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.complete_summary(p_id bigint, p_lock_token uuid, p_text text, p_emotional_tone text) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita.complete_summary(p_id bigint, p_lock_token uuid, p_text text, p_emotional_tone text) TO nikita_worker;
 
 --
 -- Name: FUNCTION current_user_id(); Type: ACL; Schema: nikita; Owner: -
@@ -4678,6 +5001,13 @@ GRANT ALL ON FUNCTION nikita.fail_conversation(p_id uuid, p_lock_token uuid, p_e
 
 REVOKE ALL ON FUNCTION nikita.fail_event(p_id uuid, p_lock_token uuid, p_error text, p_retryable boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.fail_event(p_id uuid, p_lock_token uuid, p_error text, p_retryable boolean) TO nikita_worker;
+
+--
+-- Name: FUNCTION fail_summary(p_id bigint, p_lock_token uuid, p_error text, p_retryable boolean); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.fail_summary(p_id bigint, p_lock_token uuid, p_error text, p_retryable boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita.fail_summary(p_id bigint, p_lock_token uuid, p_error text, p_retryable boolean) TO nikita_worker;
 
 --
 -- Name: FUNCTION generate_daily_summaries(p_now timestamp with time zone, p_lookback interval); Type: ACL; Schema: nikita; Owner: -
