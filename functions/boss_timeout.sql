@@ -94,7 +94,7 @@ BEGIN
             'boss_timeout:' || u.id::text || ':' || extract(EPOCH FROM b.started_at)::text
         ))::integer
         INTO v_messages
-        FROM pg_catalog.unnest(v_back, v_starts) AS b (id, started_at)
+        FROM unnest(v_back, v_starts) AS b (id, started_at)  -- multi-argument: unqualified
         INNER JOIN nikita.users AS u ON u.id = b.id
         WHERE u.telegram_id IS NOT NULL;
     END IF;

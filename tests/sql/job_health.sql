@@ -9,10 +9,11 @@ SELECT columns_are('nikita', 'job_health', ARRAY[
 UPDATE nikita.schema_migrations SET applied_at = now();  -- installed just now
 SELECT results_eq(
     $$SELECT job_name, last_run_at, running_now, overdue FROM nikita.job_health ORDER BY 1$$,
-    $$VALUES ('cleanup', NULL::timestamptz, false, false), ('conversations', NULL, false, false),
+    $$VALUES ('boss_timeout', NULL::timestamptz, false, false),
+             ('cleanup', NULL, false, false), ('conversations', NULL, false, false),
              ('decay', NULL, false, false), ('summary', NULL, false, false),
              ('sweep', NULL, false, false)$$,
-    'five jobs; none has run, none is overdue right after the install'
+    'six jobs; none has run, none is overdue right after the install'
 );
 
 INSERT INTO nikita.job_executions (job_name, started_at, completed_at, status, result, error)
