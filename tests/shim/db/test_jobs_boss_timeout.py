@@ -36,8 +36,13 @@ def test_run_job_ends_expired_fights_and_records_the_run(db_url: str) -> None:
         assert error is None
         result.pop("p_now")
         assert result == {
-            "timed_out": 2, "returned": 1, "game_overs": 1, "messages": 2, "batches": 1,
-            "skipped": 0, "skipped_rows": [],
+            "timed_out": 2,
+            "returned": 1,
+            "game_overs": 1,
+            "messages": 2,
+            "batches": 1,
+            "skipped": 0,
+            "skipped_rows": [],
         }
         states = {
             uid: (status_, attempts_)
