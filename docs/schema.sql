@@ -41,6 +41,55 @@ $$;
 COMMENT ON FUNCTION nikita._backoff(p_attempt integer) IS 'Internal: retry delay after failed attempt p_attempt: 2^(p_attempt-1) min +-10 %, <= 1 h.';
 
 --
+-- Name: _boss_skipped_alert(timestamp with time zone, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._boss_skipped_alert(p_now timestamp with time zone, p_rows jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_chat bigint;
+    v_key text;
+    v_error text;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    BEGIN  -- the guard above stays outside: a moved clock must raise, not be reported
+        v_chat := nikita._setting_bigint('alert_chat_id');
+        v_key := 'ops_alert:boss_timeout_skipped:'
+            || pg_catalog.to_char(p_now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US');
+        IF v_chat IS NULL OR EXISTS (
+            SELECT 1 FROM nikita.scheduled_events AS e
+            WHERE e.event_type = 'ops_alert' AND e.dedupe_key = v_key
+        ) THEN
+            RETURN '{}'::jsonb;
+        END IF;
+        RETURN pg_catalog.jsonb_build_object('alert_event_id', nikita.schedule_event(
+            NULL, 'telegram', 'ops_alert',
+            pg_catalog.jsonb_build_object('chat_id', v_chat, 'text', pg_catalog.format(
+                'nikita-tasks: boss_timeout at %s UTC in database %s skipped player(s) it '
+                || 'could not end, first %s: %s (SQLSTATE %s). Every other fight was ended; '
+                || 'see the result of the boss_timeout job (skipped_rows).',
+                pg_catalog.to_char(p_now AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+                pg_catalog.current_database(), p_rows -> 0 ->> 'user_id',
+                pg_catalog.left(p_rows -> 0 ->> 'error', 1000), p_rows -> 0 ->> 'sqlstate'
+            )),
+            p_now, v_key
+        ));
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
+        RETURN pg_catalog.jsonb_build_object('alert_error', v_error);
+    END;
+END
+$$;
+
+--
+-- Name: FUNCTION _boss_skipped_alert(p_now timestamp with time zone, p_rows jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._boss_skipped_alert(p_now timestamp with time zone, p_rows jsonb) IS 'Internal: one ops_alert per boss_timeout run (key ops_alert:boss_timeout_skipped:<p_now>) to setting alert_chat_id naming the first of p_rows (skipped players). Returns {alert_event_id} or {alert_error}, {} when no chat is set or the run already alerted; never raises.';
+
+--
 -- Name: _check_boss_setting(text, text, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -1193,7 +1242,8 @@ BEGIN
                         p_now, ARRAY[v_id], v_cutoff, v_max::integer, v_text
                     );
                     v_res := pg_catalog.jsonb_build_object(
-                        'returned', (v_res ->> 'returned')::bigint + (v_part ->> 'returned')::bigint,
+                        'returned',
+                        (v_res ->> 'returned')::bigint + (v_part ->> 'returned')::bigint,
                         'game_overs',
                         (v_res ->> 'game_overs')::bigint + (v_part ->> 'game_overs')::bigint,
                         'messages', (v_res ->> 'messages')::bigint + (v_part ->> 'messages')::bigint
@@ -1214,6 +1264,10 @@ BEGIN
         v_res := '{"returned": 0, "game_overs": 0, "messages": 0}'::jsonb;
     END IF;
 
+    IF v_skipped > 0 AND NOT (v_r ? 'alert_event_id') THEN
+        v_r := v_r || nikita._boss_skipped_alert(p_now, v_rows);
+    END IF;
+
     RETURN pg_catalog.jsonb_build_object(
         'done', v_n < c_batch,
         'after_at', v_starts[v_n],
@@ -1230,7 +1284,9 @@ BEGIN
                 (v_r -> 'skipped_rows') || v_rows, '$[0 to 19]'
             ),
             'p_now', v_r -> 'p_now'
-        )
+        ) || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'alert_event_id', v_r -> 'alert_event_id', 'alert_error', v_r -> 'alert_error'
+        ))
     );
 END
 $_$;
@@ -4595,6 +4651,12 @@ GRANT USAGE ON SCHEMA nikita TO nikita_jobs;
 --
 
 REVOKE ALL ON FUNCTION nikita._backoff(p_attempt integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _boss_skipped_alert(p_now timestamp with time zone, p_rows jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._boss_skipped_alert(p_now timestamp with time zone, p_rows jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _check_boss_setting(p_key text, p_type text, p_value jsonb); Type: ACL; Schema: nikita; Owner: -

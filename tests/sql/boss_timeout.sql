@@ -2,7 +2,7 @@
 -- branch, the boundaries, a second run at the same instant, odd starts, the settings, the
 -- users constraints, one bad row skipped, the p_now guard. The run's instant T is pinned.
 BEGIN;
-SELECT plan(39);
+SELECT plan(43);
 SET LOCAL timezone = 'UTC';
 
 -- A player numbered n in a boss fight that started p_started, with p_attempts failed attempts.
@@ -27,7 +27,7 @@ LANGUAGE sql AS $$
 $$;
 
 SELECT pg_temp.fighter(1, 0, timestamptz '2026-11-28 12:00Z' - interval '24 hours');
-SELECT pg_temp.fighter(2, 0, timestamptz '2026-11-28 12:00Z' - interval '24 hours' + interval '1 second');
+SELECT pg_temp.fighter(2, 0, '2026-11-27 12:00:01Z');         -- one second short of 24 h
 SELECT pg_temp.fighter(3, 2, timestamptz '2026-11-27 11:00Z');
 SELECT pg_temp.fighter(4, 1, '1900-01-01Z');
 SELECT pg_temp.fighter(5, 0, '2026-12-08 12:00Z');            -- a start in the future
@@ -49,7 +49,8 @@ SELECT results_eq($$SELECT * FROM pg_temp.state(1)$$, $$VALUES ('active', 1, NUL
 SELECT results_eq($$SELECT * FROM pg_temp.state(2)$$,
     $$VALUES ('boss_fight', 0, timestamptz '2026-11-27 12:00:01Z')$$,
     'one second before the timeout: untouched');
-SELECT results_eq($$SELECT * FROM pg_temp.state(3)$$, $$VALUES ('game_over', 3, NULL::timestamptz)$$,
+SELECT results_eq($$SELECT * FROM pg_temp.state(3)$$,
+    $$VALUES ('game_over', 3, NULL::timestamptz)$$,
     'the third failed attempt (boss_max_attempts 3): game over');
 SELECT results_eq($$SELECT * FROM pg_temp.state(4)$$, $$VALUES ('active', 2, NULL::timestamptz)$$,
     'a start in 1900 times out like any other');
@@ -61,7 +62,8 @@ SELECT results_eq($$SELECT * FROM pg_temp.state(7)$$, $$VALUES ('active', 0, NUL
 SELECT results_eq(
     $$SELECT chapter::int, relationship_score, decayed_through, last_interaction_at
       FROM nikita.users WHERE id = pg_temp.id(1)$$,
-    $$VALUES (2, 61.50::numeric, timestamptz '2026-11-28 12:00Z', timestamptz '2026-11-27 10:00Z')$$,
+    $$VALUES (2, 61.50::numeric, timestamptz '2026-11-28 12:00Z',
+              timestamptz '2026-11-27 10:00Z')$$,
     'back to active in the same chapter, score kept, decay resumes from the timeout (the '
     'watermark), the last interaction kept'
 );
@@ -170,7 +172,8 @@ SELECT pg_temp.refused('boss_timeout_text', to_jsonb(U&'  \200B '::text),
     'setting "boss_timeout_text" must be empty or null (no message), or a text of 1 to 4096 '
     || 'characters, not blank, got "  ' || U&'\200B' || ' "');
 SELECT throws_ok(
-    $$UPDATE nikita.settings SET value_type = 'text', value = '"3"' WHERE key = 'boss_max_attempts'$$,
+    $$UPDATE nikita.settings SET value_type = 'text', value = '"3"'
+      WHERE key = 'boss_max_attempts'$$,
     '23514', 'setting "boss_max_attempts" must have value_type integer, got text',
     'boss_max_attempts must stay an integer');
 SELECT lives_ok($$UPDATE nikita.settings SET value = NULL WHERE key = 'boss_timeout_text'$$,
@@ -210,8 +213,10 @@ END
 $$;
 CREATE TRIGGER refuse_10 BEFORE INSERT ON nikita.score_history
 FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse_10();
+UPDATE nikita.settings SET value = '-100123' WHERE key = 'alert_chat_id';
+CREATE TEMP TABLE bad AS SELECT nikita.expire_boss_fights('2026-11-28 12:00Z') AS r;
 SELECT is(
-    nikita.expire_boss_fights('2026-11-28 12:00Z') - 'batches',
+    (SELECT r - 'batches' - 'alert_event_id' FROM bad),
     jsonb_build_object('timed_out', 1, 'returned', 1, 'game_overs', 0, 'messages', 0,
         'skipped', 1, 'skipped_rows', jsonb_build_array(jsonb_build_object(
             'user_id', pg_temp.id(10), 'sqlstate', 'P0001', 'error', 'the app refuses this row'))),
@@ -222,7 +227,30 @@ SELECT results_eq(
     $$VALUES ('boss_fight', 'active')$$,
     '... the skipped one untouched, in its fight, for the next run'
 );
+SELECT results_eq(
+    $$SELECT e.id, e.content ->> 'chat_id', e.dedupe_key,
+             e.content ->> 'text' LIKE '%skipped player(s)%' || pg_temp.id(10) || '%P0001%'
+      FROM nikita.scheduled_events AS e WHERE e.event_type = 'ops_alert'$$,
+    $$SELECT (r ->> 'alert_event_id')::uuid, '-100123',
+             'ops_alert:boss_timeout_skipped:2026-11-28T12:00:00.000000', true FROM bad$$,
+    '... and one ops_alert names it (alert_chat_id set), its id in the result'
+);
 DROP TRIGGER refuse_10 ON nikita.score_history;
+SELECT is(nikita.expire_boss_fights('2026-11-28 12:00Z') -> 'returned', '1'::jsonb,
+    'the next run ends the skipped player''s fight once the cause is gone');
+
+-- ------------------------------------------------------------------------------ odd starts
+SELECT pg_temp.fighter(12, 0, '-infinity');
+SELECT pg_temp.fighter(13, 0, 'infinity');
+SELECT pg_temp.fighter(14, 0, '294276-12-31 23:59:59Z');
+SELECT is(nikita.expire_boss_fights('2026-11-28 12:00Z') -> 'returned', '1'::jsonb,
+    'starts at -infinity, infinity, 294276 AD: the run works');
+SELECT results_eq(
+    $$SELECT (SELECT s FROM pg_temp.state(12)), (SELECT s FROM pg_temp.state(13)),
+             (SELECT s FROM pg_temp.state(14))$$,
+    $$VALUES ('active', 'boss_fight', 'boss_fight')$$,
+    '... -infinity times out, the far future waits'
+);
 
 -- ------------------------------------------------------------------------------ p_now
 SELECT throws_ok($$SELECT nikita.expire_boss_fights(NULL)$$, '22004', 'p_now must not be null',

@@ -80,7 +80,8 @@ INSERT INTO jobs_api VALUES
 ('nikita._job_boss_timeout_step(timestamptz,jsonb)', true, false, true),
 ('nikita.expire_boss_fights(timestamptz)', false, false, false),
 ('nikita._expire_boss_rows(timestamptz,uuid[],timestamptz,integer,text)', false, false, false),
-('nikita._end_game(uuid[],timestamptz)', false, false, false);
+('nikita._end_game(uuid[],timestamptz)', false, false, false),
+('nikita._boss_skipped_alert(timestamptz,jsonb)', false, false, false);
 
 SELECT is(
     (SELECT array_agg(a.sig::text ORDER BY a.sig::text) FROM jobs_api a
