@@ -1,4 +1,5 @@
--- Schedule the package's five jobs in pg_cron (times are UTC: cron.timezone = 'UTC').
+-- Schedule the package's jobs (nikita.job_catalog) in pg_cron (times are UTC:
+-- cron.timezone = 'UTC').
 -- scripts/migrate.sh applies this file in one transaction wherever pg_cron is installed.
 --
 -- Who runs the jobs: pg_cron runs a job as the role that scheduled it (cron.job.username). Only

@@ -14,7 +14,6 @@ DECLARE
     v_decayed integer;
     v_points numeric;
     v_game_over uuid[];
-    v_text text;
 BEGIN
     p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     WITH rules AS MATERIALIZED (
@@ -296,19 +295,8 @@ BEGIN
     INTO v_due, v_decayed, v_points, v_game_over
     FROM upd AS up;
 
-    IF v_game_over IS NOT NULL THEN
-        -- Cancel first, then queue: the game_over message must not be cancelled with the rest.
-        PERFORM nikita.cancel_user_events(g.id) FROM pg_catalog.unnest(v_game_over) AS g (id);
-        v_text := nikita._setting_text('game_over_text');
-        IF coalesce(v_text, '') <> '' THEN
-            PERFORM nikita.schedule_event(
-                u.id, 'telegram', 'game_over', pg_catalog.jsonb_build_object('text', v_text),
-                p_now, 'game_over:' || u.id::text
-            )
-            FROM nikita.users AS u
-            WHERE u.id = ANY(v_game_over) AND u.telegram_id IS NOT NULL;
-        END IF;
-    END IF;
+    -- The game-over path, shared with the boss-fight timeout (functions/game_over.sql).
+    PERFORM nikita._end_game(v_game_over, p_now);
 
     RETURN pg_catalog.jsonb_build_object(
         'due', v_due,

@@ -37,7 +37,9 @@ FROM (
     ('cleanup', 'nikita-cleanup', '30 * * * *', interval '1 hour', 4,
         'nikita._job_cleanup_step(timestamptz,jsonb)'),
     ('conversations', 'nikita-conversations', '* * * * *', interval '1 minute', 5,
-        'nikita._job_conversations_step(timestamptz,jsonb)')
+        'nikita._job_conversations_step(timestamptz,jsonb)'),
+    ('boss_timeout', 'nikita-boss-timeout', '*/5 * * * *', interval '5 minutes', 6,
+        'nikita._job_boss_timeout_step(timestamptz,jsonb)')
 ) AS j (job_name, cron_name, schedule, run_interval, lock_key, step);
 COMMENT ON VIEW nikita.job_catalog IS
 'The package''s jobs: name, pg_cron job name, schedule (UTC), expected interval, the second '

@@ -9,10 +9,11 @@ SELECT columns_are('nikita', 'job_health', ARRAY[
 UPDATE nikita.schema_migrations SET applied_at = now();  -- installed just now
 SELECT results_eq(
     $$SELECT job_name, last_run_at, running_now, overdue FROM nikita.job_health ORDER BY 1$$,
-    $$VALUES ('cleanup', NULL::timestamptz, false, false), ('conversations', NULL, false, false),
+    $$VALUES ('boss_timeout', NULL::timestamptz, false, false),
+             ('cleanup', NULL, false, false), ('conversations', NULL, false, false),
              ('decay', NULL, false, false), ('summary', NULL, false, false),
              ('sweep', NULL, false, false)$$,
-    'five jobs; none has run, none is overdue right after the install'
+    'six jobs; none has run, none is overdue right after the install'
 );
 
 INSERT INTO nikita.job_executions (job_name, started_at, completed_at, status, result, error)
@@ -33,14 +34,14 @@ SELECT results_eq(
 );
 SELECT results_eq(
     $$SELECT job_name, overdue FROM nikita.job_health ORDER BY 1$$,
-    $$VALUES ('cleanup', false), ('conversations', false), ('decay', false),
-             ('summary', false), ('sweep', true)$$,
+    $$VALUES ('boss_timeout', false), ('cleanup', false), ('conversations', false),
+             ('decay', false), ('summary', false), ('sweep', true)$$,
     'overdue: no success within twice the interval (sweep: 3 min > 2 min; decay: 69 min < 2 h)'
 );
 UPDATE nikita.schema_migrations SET applied_at = now() - interval '3 hours';
 SELECT results_eq(
     $$SELECT job_name FROM nikita.job_health WHERE overdue ORDER BY 1$$,
-    $$VALUES ('cleanup'), ('summary'), ('sweep')$$,
+    $$VALUES ('boss_timeout'), ('cleanup'), ('summary'), ('sweep')$$,
     'a job that never succeeded is overdue twice its interval after the install'
 );
 
@@ -63,7 +64,7 @@ SELECT table_privs_are('nikita', 'job_catalog', 'nikita_readonly', ARRAY[]::text
     'the catalog behind it is granted to nobody');
 
 SET LOCAL ROLE nikita_readonly;
-SELECT is((SELECT count(*)::int FROM nikita.job_health), 5,
+SELECT is((SELECT count(*)::int FROM nikita.job_health), 6,
     'nikita_readonly reads it without any other grant');
 RESET ROLE;
 CREATE ROLE nikita_test_nobody NOLOGIN;

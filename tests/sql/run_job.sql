@@ -10,8 +10,9 @@ SELECT results_eq(
              ('sweep', 'nikita-sweep', '* * * * *', interval '1 minute'),
              ('summary', 'nikita-summary', '5 * * * *', interval '1 hour'),
              ('cleanup', 'nikita-cleanup', '30 * * * *', interval '1 hour'),
-             ('conversations', 'nikita-conversations', '* * * * *', interval '1 minute')$$,
-    'the five jobs of DESIGN with their pg_cron names and schedules'
+             ('conversations', 'nikita-conversations', '* * * * *', interval '1 minute'),
+             ('boss_timeout', 'nikita-boss-timeout', '*/5 * * * *', interval '5 minutes')$$,
+    'the six jobs (DESIGN''s five and the boss-fight timeout) with their pg_cron names and schedules'
 );
 
 SELECT throws_ok($$CALL nikita.run_job('nope')$$, '22023', 'unknown job "nope"',
@@ -75,7 +76,12 @@ INSERT INTO jobs_api VALUES
 ('nikita._job_sweep_step(timestamptz,jsonb)', true, false, true),
 ('nikita._job_summary_step(timestamptz,jsonb)', true, false, true),
 ('nikita._job_cleanup_step(timestamptz,jsonb)', true, false, true),
-('nikita._job_conversations_step(timestamptz,jsonb)', true, false, true);
+('nikita._job_conversations_step(timestamptz,jsonb)', true, false, true),
+('nikita._job_boss_timeout_step(timestamptz,jsonb)', true, false, true),
+('nikita.expire_boss_fights(timestamptz)', false, false, false),
+('nikita._expire_boss_rows(timestamptz,uuid[],timestamptz,integer,text)', false, false, false),
+('nikita._end_game(uuid[],timestamptz)', false, false, false),
+('nikita._boss_skipped_alert(timestamptz,jsonb)', false, false, false);
 
 SELECT is(
     (SELECT array_agg(a.sig::text ORDER BY a.sig::text) FROM jobs_api a

@@ -11,7 +11,7 @@ SELECT tables_are('nikita', ARRAY[
 SELECT columns_are('nikita', 'users', ARRAY[
     'id', 'telegram_id', 'phone', 'chapter', 'relationship_score', 'game_status',
     'onboarding_status', 'timezone', 'notifications_enabled', 'last_interaction_at',
-    'decayed_through', 'created_at', 'updated_at'
+    'decayed_through', 'created_at', 'updated_at', 'boss_fight_started_at', 'boss_attempts'
 ]);
 SELECT col_type_is('nikita', 'users', 'relationship_score', 'numeric(5,2)', 'score is numeric(5,2)');
 SELECT col_default_is('nikita', 'users', 'relationship_score', '50'::text, 'score defaults to 50');

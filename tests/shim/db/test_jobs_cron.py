@@ -22,6 +22,7 @@ EXPECTED = {
     "nikita-summary": ("5 * * * *", "CALL nikita.run_job('summary')"),
     "nikita-cleanup": ("30 * * * *", "CALL nikita.run_job('cleanup')"),
     "nikita-conversations": ("* * * * *", "CALL nikita.run_job('conversations')"),
+    "nikita-boss-timeout": ("*/5 * * * *", "CALL nikita.run_job('boss_timeout')"),
 }
 CRON_WAIT = 75  # seconds: a minutely job fires within 60 s of any instant
 
@@ -81,7 +82,7 @@ def test_schedule_is_idempotent_and_removes_stale_jobs(
     again = psql_file(cron_database_url, "schedule.sql")
     assert again.returncode == 0, again.stderr
     after = nikita_jobs(cron_conn)
-    assert after == before, "re-running leaves exactly the five jobs, current, same job ids"
+    assert after == before, "re-running leaves exactly the six jobs, current, same job ids"
 
 
 def test_a_job_scheduled_as_another_role_moves_to_the_jobs_role(

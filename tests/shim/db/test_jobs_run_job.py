@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 LOCK_CLASS = 1313559617
-JOBS = ["decay", "sweep", "summary", "cleanup", "conversations"]
+JOBS = ["decay", "sweep", "summary", "cleanup", "conversations", "boss_timeout"]
 
 
 def connect(url: str) -> psycopg.Connection:
