@@ -41,6 +41,125 @@ $$;
 COMMENT ON FUNCTION nikita._backoff(p_attempt integer) IS 'Internal: retry delay after failed attempt p_attempt: 2^(p_attempt-1) min +-10 %, <= 1 h.';
 
 --
+-- Name: _boss_skipped_alert(timestamp with time zone, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._boss_skipped_alert(p_now timestamp with time zone, p_rows jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_chat bigint;
+    v_key text;
+    v_error text;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    BEGIN  -- the guard above stays outside: a moved clock must raise, not be reported
+        v_chat := nikita._setting_bigint('alert_chat_id');
+        v_key := 'ops_alert:boss_timeout_skipped:'
+            || pg_catalog.to_char(p_now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US');
+        IF v_chat IS NULL OR EXISTS (
+            SELECT 1 FROM nikita.scheduled_events AS e
+            WHERE e.event_type = 'ops_alert' AND e.dedupe_key = v_key
+        ) THEN
+            RETURN '{}'::jsonb;
+        END IF;
+        RETURN pg_catalog.jsonb_build_object('alert_event_id', nikita.schedule_event(
+            NULL, 'telegram', 'ops_alert',
+            pg_catalog.jsonb_build_object('chat_id', v_chat, 'text', pg_catalog.format(
+                'nikita-tasks: boss_timeout at %s UTC in database %s skipped player(s) it '
+                || 'could not end, first %s: %s (SQLSTATE %s). Every other fight was ended; '
+                || 'see the result of the boss_timeout job (skipped_rows).',
+                pg_catalog.to_char(p_now AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+                pg_catalog.current_database(), p_rows -> 0 ->> 'user_id',
+                pg_catalog.left(p_rows -> 0 ->> 'error', 1000), p_rows -> 0 ->> 'sqlstate'
+            )),
+            p_now, v_key
+        ));
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
+        RETURN pg_catalog.jsonb_build_object('alert_error', v_error);
+    END;
+END
+$$;
+
+--
+-- Name: FUNCTION _boss_skipped_alert(p_now timestamp with time zone, p_rows jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._boss_skipped_alert(p_now timestamp with time zone, p_rows jsonb) IS 'Internal: one ops_alert per boss_timeout run (key ops_alert:boss_timeout_skipped:<p_now>) to setting alert_chat_id naming the first of p_rows (skipped players). Returns {alert_event_id} or {alert_error}, {} when no chat is set or the run already alerted; never raises.';
+
+--
+-- Name: _check_boss_setting(text, text, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._check_boss_setting(p_key text, p_type text, p_value jsonb) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_type text;
+    v_rule text;
+    v_ok boolean;
+    v_text text;
+BEGIN
+    CASE p_key
+        WHEN 'boss_timeout' THEN
+            v_type := 'interval'; v_rule := 'an interval from 1 minute to 30 days';
+        WHEN 'boss_max_attempts' THEN
+            v_type := 'integer'; v_rule := 'an integer from 1 to 10';
+        WHEN 'boss_timeout_text' THEN
+            v_type := 'text';
+            v_rule := 'empty or null (no message), or a text of 1 to 4096 characters, not blank';
+        ELSE
+            RETURN true;
+    END CASE;
+
+    IF p_type IS DISTINCT FROM v_type THEN
+        RAISE EXCEPTION 'setting "%" must have value_type %, got %', p_key, v_type,
+            coalesce(p_type, 'NULL')
+            USING ERRCODE = '23514', SCHEMA = 'nikita', TABLE = 'settings',
+            COLUMN = 'value_type', CONSTRAINT = 'settings_boss_valid';
+    END IF;
+    IF p_value IS NULL OR pg_catalog.jsonb_typeof(p_value) = 'null' THEN
+        IF p_key = 'boss_timeout_text' THEN
+            RETURN true;
+        END IF;
+        RAISE EXCEPTION 'setting "%" must be set: %, got null', p_key, v_rule
+            USING ERRCODE = '23514', SCHEMA = 'nikita', TABLE = 'settings',
+            COLUMN = 'value', CONSTRAINT = 'settings_boss_valid';
+    END IF;
+    IF NOT nikita.is_setting_value(p_type, p_value) THEN
+        RETURN true;  -- settings_value_matches_type refuses it
+    END IF;
+
+    CASE v_type
+        WHEN 'interval' THEN
+            v_ok := (p_value #>> '{}')::interval BETWEEN interval '1 minute' AND interval '30 days';
+        WHEN 'integer' THEN
+            v_ok := (p_value #>> '{}')::numeric BETWEEN 1 AND 10;
+        ELSE
+            v_text := p_value #>> '{}';
+            v_ok := v_text = ''
+                OR (pg_catalog.length(v_text) <= 4096 AND NOT nikita.is_blank(v_text));
+    END CASE;
+    IF NOT v_ok THEN
+        RAISE EXCEPTION 'setting "%" must be %, got %', p_key, v_rule,
+            pg_catalog.left(p_value::text, 200)
+            USING ERRCODE = '23514', SCHEMA = 'nikita', TABLE = 'settings',
+            COLUMN = 'value', CONSTRAINT = 'settings_boss_valid';
+    END IF;
+    RETURN true;
+END
+$$;
+
+--
+-- Name: FUNCTION _check_boss_setting(p_key text, p_type text, p_value jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._check_boss_setting(p_key text, p_type text, p_value jsonb) IS 'CHECK settings_boss_valid: true, or 23514 naming the key and its rule. boss_timeout 1 minute..30 days; boss_max_attempts 1..10; boss_timeout_text empty or NULL (no message) or 1..4096 characters, not blank. Other keys: no rule here.';
+
+--
 -- Name: _check_content_bounds(jsonb); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -561,7 +680,6 @@ DECLARE
     v_decayed integer;
     v_points numeric;
     v_game_over uuid[];
-    v_text text;
 BEGIN
     p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     WITH rules AS MATERIALIZED (
@@ -843,19 +961,8 @@ BEGIN
     INTO v_due, v_decayed, v_points, v_game_over
     FROM upd AS up;
 
-    IF v_game_over IS NOT NULL THEN
-        -- Cancel first, then queue: the game_over message must not be cancelled with the rest.
-        PERFORM nikita.cancel_user_events(g.id) FROM pg_catalog.unnest(v_game_over) AS g (id);
-        v_text := nikita._setting_text('game_over_text');
-        IF coalesce(v_text, '') <> '' THEN
-            PERFORM nikita.schedule_event(
-                u.id, 'telegram', 'game_over', pg_catalog.jsonb_build_object('text', v_text),
-                p_now, 'game_over:' || u.id::text
-            )
-            FROM nikita.users AS u
-            WHERE u.id = ANY(v_game_over) AND u.telegram_id IS NOT NULL;
-        END IF;
-    END IF;
+    -- The game-over path, shared with the boss-fight timeout (functions/game_over.sql).
+    PERFORM nikita._end_game(v_game_over, p_now);
 
     RETURN pg_catalog.jsonb_build_object(
         'due', v_due,
@@ -871,6 +978,145 @@ $$;
 --
 
 COMMENT ON FUNCTION nikita._decay_tids(p_now timestamp with time zone, p_lo tid, p_hi tid) IS 'Internal: decay, as of p_now, the eligible players whose row is stored at a TID in [p_lo, p_hi), set-based, game overs included. Returns {due, decayed, game_overs, points}. Called by apply_decay_batch for its page range, and for parts of it down to one row when it fails.';
+
+--
+-- Name: _end_game(uuid[], timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._end_game(p_user_ids uuid[], p_now timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_text text;
+    v_queued integer := 0;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    IF p_user_ids IS NULL OR pg_catalog.cardinality(p_user_ids) = 0 THEN
+        RETURN 0;
+    END IF;
+    -- Cancel first, then queue: the game_over message must not be cancelled with the rest.
+    PERFORM nikita.cancel_user_events(g.id) FROM pg_catalog.unnest(p_user_ids) AS g (id);
+    v_text := nikita._setting_text('game_over_text');
+    IF coalesce(v_text, '') <> '' THEN
+        SELECT count(nikita.schedule_event(
+            u.id, 'telegram', 'game_over', pg_catalog.jsonb_build_object('text', v_text),
+            p_now, 'game_over:' || u.id::text
+        ))::integer
+        INTO v_queued
+        FROM nikita.users AS u
+        WHERE u.id = ANY(p_user_ids) AND u.telegram_id IS NOT NULL;
+    END IF;
+    RETURN v_queued;
+END
+$$;
+
+--
+-- Name: FUNCTION _end_game(p_user_ids uuid[], p_now timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._end_game(p_user_ids uuid[], p_now timestamp with time zone) IS 'Internal: the game-over path for players whose game_status the caller has just set to game_over (same transaction): their pending events cancelled (cancel_user_events), then one game_over Telegram message each (setting game_over_text, due p_now, dedupe key game_over:<user id>; none for an empty setting or a player without telegram_id). Returns the messages queued. Called by decay and by the boss-fight timeout.';
+
+--
+-- Name: _expire_boss_rows(timestamp with time zone, uuid[], timestamp with time zone, integer, text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._expire_boss_rows(p_now timestamp with time zone, p_ids uuid[], p_cutoff timestamp with time zone, p_max integer, p_text text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_over uuid[];
+    v_back uuid[];
+    v_starts timestamptz[];
+    v_messages integer := 0;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    WITH upd AS (
+        UPDATE nikita.users AS u
+        SET
+            boss_attempts = f.attempts,
+            game_status = CASE WHEN f.attempts >= p_max THEN 'game_over' ELSE 'active' END,
+            boss_fight_started_at = NULL,
+            -- Back to active: decay starts from here, not from the last interaction before the
+            -- fight (decay skips a fight; the fight's hours are not idleness to punish). The
+            -- last interaction stays the app's fact. Game over: decay never reads it again.
+            decayed_through = CASE
+                WHEN f.attempts >= p_max THEN u.decayed_through
+                ELSE greatest(u.decayed_through, p_now)
+            END,
+            updated_at = pg_catalog.now()  -- what the touch trigger would write (0007)
+        FROM (
+            SELECT
+                x.id,
+                x.boss_fight_started_at AS started_at,
+                least(x.boss_attempts + 1, 10) AS attempts
+            FROM nikita.users AS x
+            WHERE x.id = ANY(p_ids)
+        ) AS f
+        WHERE
+            u.id = f.id
+            AND u.game_status = 'boss_fight'
+            AND u.boss_fight_started_at <= p_cutoff
+        RETURNING u.id, u.game_status, u.boss_attempts, u.relationship_score, u.chapter,
+            f.started_at
+    ),
+
+    hist AS (
+        -- As the game logs it: score unchanged (delta 0), the attempts and the new status.
+        INSERT INTO nikita.score_history (
+            user_id, score, delta, chapter, event_type, event_details, recorded_at
+        )
+        SELECT
+            up.id,
+            up.relationship_score,
+            0,
+            up.chapter,
+            'boss_timeout',
+            pg_catalog.jsonb_build_object(
+                'boss_attempts', up.boss_attempts,
+                'max_attempts', p_max,
+                'new_status', up.game_status,
+                'started_at', up.started_at
+            ),
+            p_now
+        FROM upd AS up
+        RETURNING 1
+    )
+
+    SELECT
+        pg_catalog.array_agg(up.id) FILTER (WHERE up.game_status = 'game_over'),
+        pg_catalog.array_agg(up.id) FILTER (WHERE up.game_status = 'active'),
+        pg_catalog.array_agg(up.started_at) FILTER (WHERE up.game_status = 'active')
+    INTO v_over, v_back, v_starts
+    FROM upd AS up;  -- hist runs to completion all the same (a data-modifying WITH always does)
+
+    v_messages := nikita._end_game(v_over, p_now);
+    IF v_back IS NOT NULL AND coalesce(p_text, '') <> '' THEN
+        -- One message per fight: the key names the fight by its start.
+        SELECT v_messages + count(nikita.schedule_event(
+            u.id, 'telegram', 'follow_up', pg_catalog.jsonb_build_object('text', p_text), p_now,
+            'boss_timeout:' || u.id::text || ':' || extract(EPOCH FROM b.started_at)::text
+        ))::integer
+        INTO v_messages
+        FROM unnest(v_back, v_starts) AS b (id, started_at)  -- multi-argument: unqualified
+        INNER JOIN nikita.users AS u ON u.id = b.id
+        WHERE u.telegram_id IS NOT NULL;
+    END IF;
+
+    RETURN pg_catalog.jsonb_build_object(
+        'returned', coalesce(pg_catalog.cardinality(v_back), 0),
+        'game_overs', coalesce(pg_catalog.cardinality(v_over), 0),
+        'messages', v_messages
+    );
+END
+$$;
+
+--
+-- Name: FUNCTION _expire_boss_rows(p_now timestamp with time zone, p_ids uuid[], p_cutoff timestamp with time zone, p_max integer, p_text text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._expire_boss_rows(p_now timestamp with time zone, p_ids uuid[], p_cutoff timestamp with time zone, p_max integer, p_text text) IS 'Internal: end, as of p_now, the boss fights of p_ids that started at or before p_cutoff, set-based: one failed attempt each, active again below p_max, else game over (_end_game); one score_history row boss_timeout each; the text p_text (none when empty) to each player back to active. Returns {returned, game_overs, messages}.';
 
 --
 -- Name: _first_claimable(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
@@ -997,6 +1243,153 @@ $$;
 --
 
 COMMENT ON FUNCTION nikita._job_alert(p_job text, p_error text, p_now timestamp with time zone) IS 'Queue an ops_alert Telegram event to setting alert_chat_id saying job p_job failed with p_error; NULL when no alert chat is set or this job already alerted within the hour. Internal to run_job (SECURITY DEFINER: the jobs role has no right on the events).';
+
+--
+-- Name: _job_boss_timeout_step(timestamp with time zone, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._job_boss_timeout_step(p_now timestamp with time zone, p_state jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    c_batch constant integer := 1000;
+    v_r jsonb := p_state -> 'result';
+    v_after_at timestamptz := (p_state ->> 'after_at')::timestamptz;
+    v_after_id uuid := (p_state ->> 'after_id')::uuid;
+    v_timeout interval;
+    v_max bigint;
+    v_text text;
+    v_cutoff timestamptz;
+    v_ids uuid[];
+    v_starts timestamptz[];
+    v_n integer;
+    v_res jsonb;
+    v_part jsonb;
+    v_skipped integer := 0;
+    v_rows jsonb := '[]'::jsonb;
+    v_id uuid;
+    v_state text;
+    v_error text;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    IF NOT pg_catalog.isfinite(p_now) THEN
+        RAISE EXCEPTION 'p_now must be a finite time, got %', p_now USING ERRCODE = '22023';
+    END IF;
+    IF p_state IS NULL THEN
+        RETURN pg_catalog.jsonb_build_object(
+            'done', false,
+            'result', pg_catalog.jsonb_build_object(
+                'timed_out', 0, 'returned', 0, 'game_overs', 0, 'messages', 0, 'batches', 0,
+                'skipped', 0, 'skipped_rows', '[]'::jsonb, 'p_now', p_now
+            )
+        );
+    END IF;
+
+    -- The settings' CHECK (sql/0013) bounds them; this is the second line.
+    v_timeout := nikita._setting_interval('boss_timeout');
+    v_max := nikita._setting_bigint('boss_max_attempts');
+    IF v_timeout IS NULL OR v_timeout < interval '1 minute' THEN
+        RAISE EXCEPTION 'setting "boss_timeout" must be at least 1 minute, got %',
+            coalesce(v_timeout::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF v_max IS NULL OR v_max NOT BETWEEN 1 AND 10 THEN
+        RAISE EXCEPTION 'setting "boss_max_attempts" must be from 1 to 10, got %',
+            coalesce(v_max::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    v_text := nikita._setting_text('boss_timeout_text');
+    -- Compared with the start, never computed from it: a start in 294276 AD cannot overflow.
+    v_cutoff := p_now - v_timeout;
+
+    SELECT
+        pg_catalog.array_agg(c.id ORDER BY c.started_at, c.id),
+        pg_catalog.array_agg(c.started_at ORDER BY c.started_at, c.id)
+    INTO v_ids, v_starts
+    FROM (
+        SELECT u.id, u.boss_fight_started_at AS started_at
+        FROM nikita.users AS u
+        WHERE
+            u.game_status = 'boss_fight'
+            AND u.boss_fight_started_at <= v_cutoff
+            AND (v_after_id IS NULL OR (u.boss_fight_started_at, u.id) > (v_after_at, v_after_id))
+        ORDER BY u.boss_fight_started_at, u.id
+        LIMIT c_batch
+        FOR UPDATE SKIP LOCKED
+    ) AS c;
+    v_n := coalesce(pg_catalog.cardinality(v_ids), 0);
+
+    IF v_n > 0 THEN
+        BEGIN
+            v_res := nikita._expire_boss_rows(p_now, v_ids, v_cutoff, v_max::integer, v_text);
+        EXCEPTION WHEN OTHERS THEN
+            -- Not a row's fault (as in decay: resources, locks, shutdown, internal, 40xxx):
+            -- the run fails; run_job records and alerts.
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
+            IF pg_catalog.left(v_state, 2) IN ('40', '53', '55', '57', '58', 'XX') THEN
+                RAISE;
+            END IF;
+            -- One bad row must not stop the others: each player alone.
+            v_res := '{"returned": 0, "game_overs": 0, "messages": 0}'::jsonb;
+            FOREACH v_id IN ARRAY v_ids LOOP
+                BEGIN
+                    v_part := nikita._expire_boss_rows(
+                        p_now, ARRAY[v_id], v_cutoff, v_max::integer, v_text
+                    );
+                    v_res := pg_catalog.jsonb_build_object(
+                        'returned',
+                        (v_res ->> 'returned')::bigint + (v_part ->> 'returned')::bigint,
+                        'game_overs',
+                        (v_res ->> 'game_overs')::bigint + (v_part ->> 'game_overs')::bigint,
+                        'messages', (v_res ->> 'messages')::bigint + (v_part ->> 'messages')::bigint
+                    );
+                EXCEPTION WHEN OTHERS THEN
+                    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
+                    IF pg_catalog.left(v_state, 2) IN ('40', '53', '55', '57', '58', 'XX') THEN
+                        RAISE;
+                    END IF;
+                    v_skipped := v_skipped + 1;
+                    v_rows := v_rows || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                        'user_id', v_id, 'sqlstate', v_state, 'error', pg_catalog.left(v_error, 500)
+                    ));
+                END;
+            END LOOP;
+        END;
+    ELSE
+        v_res := '{"returned": 0, "game_overs": 0, "messages": 0}'::jsonb;
+    END IF;
+
+    IF v_skipped > 0 AND NOT (v_r ? 'alert_event_id') THEN
+        v_r := v_r || nikita._boss_skipped_alert(p_now, v_rows);
+    END IF;
+
+    RETURN pg_catalog.jsonb_build_object(
+        'done', v_n < c_batch,
+        'after_at', v_starts[v_n],
+        'after_id', v_ids[v_n],
+        'result', pg_catalog.jsonb_build_object(
+            'timed_out', (v_r ->> 'timed_out')::bigint + (v_res ->> 'returned')::bigint
+            + (v_res ->> 'game_overs')::bigint,
+            'returned', (v_r ->> 'returned')::bigint + (v_res ->> 'returned')::bigint,
+            'game_overs', (v_r ->> 'game_overs')::bigint + (v_res ->> 'game_overs')::bigint,
+            'messages', (v_r ->> 'messages')::bigint + (v_res ->> 'messages')::bigint,
+            'batches', (v_r ->> 'batches')::integer + 1,
+            'skipped', (v_r ->> 'skipped')::bigint + v_skipped,
+            'skipped_rows', pg_catalog.jsonb_path_query_array(
+                (v_r -> 'skipped_rows') || v_rows, '$[0 to 19]'
+            ),
+            'p_now', v_r -> 'p_now'
+        ) || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'alert_event_id', v_r -> 'alert_event_id', 'alert_error', v_r -> 'alert_error'
+        ))
+    );
+END
+$_$;
+
+--
+-- Name: FUNCTION _job_boss_timeout_step(p_now timestamp with time zone, p_state jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._job_boss_timeout_step(p_now timestamp with time zone, p_state jsonb) IS 'Internal: the boss_timeout job''s step (job_catalog.step): one batch of at most 1000 expired boss fights as of p_now after the keyset cursor of p_state, the run''s counts folded into the state''s result; the first call (p_state NULL) only starts the state. See functions/boss_timeout.sql and functions/job_catalog.sql.';
 
 --
 -- Name: _job_cleanup_step(timestamp with time zone, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
@@ -1584,6 +1977,30 @@ $$;
 --
 
 COMMENT ON FUNCTION nikita._setting_text(p_key text) IS 'Setting p_key read as text.';
+
+--
+-- Name: _stamp_boss_fight(); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._stamp_boss_fight() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF NEW.game_status = 'boss_fight' THEN
+        NEW.boss_fight_started_at := pg_catalog.now();
+    ELSE
+        NEW.boss_fight_started_at := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+--
+-- Name: FUNCTION _stamp_boss_fight(); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._stamp_boss_fight() IS 'Internal trigger: boss_fight_started_at := now() when a row enters boss_fight without one, NULL when it leaves boss_fight (users_boss_fight_stamp).';
 
 --
 -- Name: _summaries_notify_inserted(); Type: FUNCTION; Schema: nikita; Owner: -
@@ -3055,6 +3472,32 @@ $$;
 COMMENT ON FUNCTION nikita.detect_stale_conversations(p_now timestamp with time zone) IS 'The conversations job, as of p_now: active conversations idle for conversation_idle_timeout become ended, expired processing leases go back to ended (failed after the last attempt); one NOTIFY nikita_conversations when any became claimable. Returns {ended, recovered, failed}.';
 
 --
+-- Name: expire_boss_fights(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.expire_boss_fights(p_now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_state jsonb;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    LOOP
+        v_state := nikita._job_boss_timeout_step(p_now, v_state);
+        EXIT WHEN (v_state ->> 'done')::boolean;
+    END LOOP;
+    RETURN (v_state -> 'result') - 'p_now';
+END
+$$;
+
+--
+-- Name: FUNCTION expire_boss_fights(p_now timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.expire_boss_fights(p_now timestamp with time zone) IS 'End, as of p_now, every boss fight that started at least setting boss_timeout (24 h) before: one failed attempt (users.boss_attempts + 1) and one score_history row boss_timeout each; below setting boss_max_attempts (3) the player is active again in the same chapter (decayed_through moved to p_now) and gets setting boss_timeout_text (none when empty; dedupe key boss_timeout:<user>:<start epoch>); at the maximum the game is over exactly as decay ends it (pending events cancelled, one game_over message). Idempotent. One transaction, batches of 1000; run_job(''boss_timeout'') commits each batch. Returns {timed_out, returned, game_overs, messages, batches, skipped, skipped_rows (at most 20 of {user_id, sqlstate, error})}: a player who cannot be ended is skipped and reported. Errors: 22004 p_now NULL, 22023 p_now infinite or a bad setting, 42501 p_now not now() for a caller other than the owner.';
+
+--
 -- Name: fail_conversation(uuid, uuid, text); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -3895,7 +4338,7 @@ CREATE VIEW nikita.job_catalog AS
     j.run_interval,
     j.lock_key,
     j.step
-   FROM ( VALUES ('decay'::text,'nikita-decay'::text,'0 * * * *'::text,'01:00:00'::interval,1,'nikita._job_decay_step(timestamptz,jsonb)'::text), ('sweep'::text,'nikita-sweep'::text,'* * * * *'::text,'00:01:00'::interval,2,'nikita._job_sweep_step(timestamptz,jsonb)'::text), ('summary'::text,'nikita-summary'::text,'5 * * * *'::text,'01:00:00'::interval,3,'nikita._job_summary_step(timestamptz,jsonb)'::text), ('cleanup'::text,'nikita-cleanup'::text,'30 * * * *'::text,'01:00:00'::interval,4,'nikita._job_cleanup_step(timestamptz,jsonb)'::text), ('conversations'::text,'nikita-conversations'::text,'* * * * *'::text,'00:01:00'::interval,5,'nikita._job_conversations_step(timestamptz,jsonb)'::text)) j(job_name, cron_name, schedule, run_interval, lock_key, step);
+   FROM ( VALUES ('decay'::text,'nikita-decay'::text,'0 * * * *'::text,'01:00:00'::interval,1,'nikita._job_decay_step(timestamptz,jsonb)'::text), ('sweep'::text,'nikita-sweep'::text,'* * * * *'::text,'00:01:00'::interval,2,'nikita._job_sweep_step(timestamptz,jsonb)'::text), ('summary'::text,'nikita-summary'::text,'5 * * * *'::text,'01:00:00'::interval,3,'nikita._job_summary_step(timestamptz,jsonb)'::text), ('cleanup'::text,'nikita-cleanup'::text,'30 * * * *'::text,'01:00:00'::interval,4,'nikita._job_cleanup_step(timestamptz,jsonb)'::text), ('conversations'::text,'nikita-conversations'::text,'* * * * *'::text,'00:01:00'::interval,5,'nikita._job_conversations_step(timestamptz,jsonb)'::text), ('boss_timeout'::text,'nikita-boss-timeout'::text,'*/5 * * * *'::text,'00:05:00'::interval,6,'nikita._job_boss_timeout_step(timestamptz,jsonb)'::text)) j(job_name, cron_name, schedule, run_interval, lock_key, step);
 
 --
 -- Name: VIEW job_catalog; Type: COMMENT; Schema: nikita; Owner: -
@@ -4141,6 +4584,7 @@ CREATE TABLE nikita.settings (
     value jsonb,
     description text NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT settings_boss_valid CHECK (((key <> ALL (ARRAY['boss_timeout'::text, 'boss_max_attempts'::text, 'boss_timeout_text'::text])) OR nikita._check_boss_setting(key, value_type, value))),
     CONSTRAINT settings_description_length CHECK ((length(description) <= 1000)),
     CONSTRAINT settings_key_format CHECK ((key ~ '^[a-z][a-z0-9_]{0,62}$'::text)),
     CONSTRAINT settings_summary_writer_valid CHECK (nikita.check_summary_writer_setting(key, value_type, value)),
@@ -4194,6 +4638,10 @@ CREATE TABLE nikita.users (
     decayed_through timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    boss_fight_started_at timestamp with time zone,
+    boss_attempts smallint DEFAULT 0 NOT NULL,
+    CONSTRAINT users_boss_attempts_range CHECK (((boss_attempts >= 0) AND (boss_attempts <= 10))),
+    CONSTRAINT users_boss_fight_started CHECK (((game_status = 'boss_fight'::text) = (boss_fight_started_at IS NOT NULL))),
     CONSTRAINT users_chapter_range CHECK (((chapter >= 1) AND (chapter <= 5))),
     CONSTRAINT users_game_status_valid CHECK ((game_status = ANY (ARRAY['active'::text, 'boss_fight'::text, 'game_over'::text, 'won'::text]))),
     CONSTRAINT users_onboarding_status_valid CHECK ((onboarding_status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'completed'::text, 'skipped'::text]))),
@@ -4215,6 +4663,18 @@ COMMENT ON TABLE nikita.users IS 'Players. telegram_id is the private chat id.';
 --
 
 COMMENT ON COLUMN nikita.users.decayed_through IS 'Decay watermark: decay has been applied up to this instant.';
+
+--
+-- Name: COLUMN users.boss_fight_started_at; Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON COLUMN nikita.users.boss_fight_started_at IS 'When the current boss fight started; set exactly while game_status = ''boss_fight'' (CHECK users_boss_fight_started; trigger users_boss_fight_stamp fills / clears it when the app changes game_status without it). The boss_timeout job ends fights older than boss_timeout.';
+
+--
+-- Name: COLUMN users.boss_attempts; Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON COLUMN nikita.users.boss_attempts IS 'Failed boss attempts in the current chapter (the app resets it when a boss is passed); at setting boss_max_attempts the game is over. 0..10 (boss_max_attempts is at most 10).';
 
 --
 -- Name: conversations conversations_pkey; Type: CONSTRAINT; Schema: nikita; Owner: -
@@ -4436,6 +4896,12 @@ CREATE INDEX score_history_user_time_idx ON nikita.score_history USING btree (us
 CREATE INDEX signup_sessions_expires_idx ON nikita.signup_sessions USING btree (expires_at);
 
 --
+-- Name: users_boss_fight_idx; Type: INDEX; Schema: nikita; Owner: -
+--
+
+CREATE INDEX users_boss_fight_idx ON nikita.users USING btree (boss_fight_started_at, id) WHERE (game_status = 'boss_fight'::text);
+
+--
 -- Name: users_decay_eligible_idx; Type: INDEX; Schema: nikita; Owner: -
 --
 
@@ -4476,6 +4942,12 @@ CREATE TRIGGER scheduled_events_touch BEFORE UPDATE ON nikita.scheduled_events F
 --
 
 CREATE TRIGGER settings_touch BEFORE UPDATE ON nikita.settings FOR EACH ROW EXECUTE FUNCTION nikita._touch_updated_at();
+
+--
+-- Name: users users_boss_fight_stamp; Type: TRIGGER; Schema: nikita; Owner: -
+--
+
+CREATE TRIGGER users_boss_fight_stamp BEFORE INSERT OR UPDATE OF game_status, boss_fight_started_at ON nikita.users FOR EACH ROW WHEN ((((new.game_status = 'boss_fight'::text) AND (new.boss_fight_started_at IS NULL)) OR ((new.game_status <> 'boss_fight'::text) AND (new.boss_fight_started_at IS NOT NULL)))) EXECUTE FUNCTION nikita._stamp_boss_fight();
 
 --
 -- Name: users users_touch; Type: TRIGGER; Schema: nikita; Owner: -
@@ -4630,6 +5102,18 @@ GRANT USAGE ON SCHEMA nikita TO nikita_jobs;
 REVOKE ALL ON FUNCTION nikita._backoff(p_attempt integer) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _boss_skipped_alert(p_now timestamp with time zone, p_rows jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._boss_skipped_alert(p_now timestamp with time zone, p_rows jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _check_boss_setting(p_key text, p_type text, p_value jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._check_boss_setting(p_key text, p_type text, p_value jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _check_content_bounds(p_content jsonb); Type: ACL; Schema: nikita; Owner: -
 --
 
@@ -4690,6 +5174,18 @@ REVOKE ALL ON FUNCTION nikita._decay_batch_pages() FROM PUBLIC;
 REVOKE ALL ON FUNCTION nikita._decay_tids(p_now timestamp with time zone, p_lo tid, p_hi tid) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _end_game(p_user_ids uuid[], p_now timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._end_game(p_user_ids uuid[], p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _expire_boss_rows(p_now timestamp with time zone, p_ids uuid[], p_cutoff timestamp with time zone, p_max integer, p_text text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._expire_boss_rows(p_now timestamp with time zone, p_ids uuid[], p_cutoff timestamp with time zone, p_max integer, p_text text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _first_claimable(p_oldest timestamp with time zone, p_until timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
 --
 
@@ -4713,6 +5209,13 @@ REVOKE ALL ON FUNCTION nikita._iso8601(p_at timestamp with time zone) FROM PUBLI
 
 REVOKE ALL ON FUNCTION nikita._job_alert(p_job text, p_error text, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita._job_alert(p_job text, p_error text, p_now timestamp with time zone) TO nikita_jobs;
+
+--
+-- Name: FUNCTION _job_boss_timeout_step(p_now timestamp with time zone, p_state jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._job_boss_timeout_step(p_now timestamp with time zone, p_state jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita._job_boss_timeout_step(p_now timestamp with time zone, p_state jsonb) TO nikita_jobs;
 
 --
 -- Name: FUNCTION _job_cleanup_step(p_now timestamp with time zone, p_state jsonb); Type: ACL; Schema: nikita; Owner: -
@@ -4832,6 +5335,12 @@ REVOKE ALL ON FUNCTION nikita._setting_interval(p_key text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION nikita._setting_text(p_key text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _stamp_boss_fight(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._stamp_boss_fight() FROM PUBLIC;
 
 --
 -- Name: FUNCTION _summaries_notify_inserted(); Type: ACL; Schema: nikita; Owner: -
@@ -4987,6 +5496,12 @@ GRANT ALL ON FUNCTION nikita.defer_event(p_id uuid, p_lock_token uuid, p_until t
 --
 
 REVOKE ALL ON FUNCTION nikita.detect_stale_conversations(p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION expire_boss_fights(p_now timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.expire_boss_fights(p_now timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION fail_conversation(p_id uuid, p_lock_token uuid, p_error text); Type: ACL; Schema: nikita; Owner: -
