@@ -82,10 +82,13 @@ SELECT is_empty($$SELECT * FROM nikita.scheduled_events WHERE user_id IN
     (pg_temp.id(7), pg_temp.id(8))$$,
     'no telegram_id: no message (decayed all the same); no threshold crossed: none');
 SELECT results_eq(
-    $$SELECT platform, status, (content ->> 'chat_id')::bigint FROM nikita.scheduled_events
-      WHERE user_id = pg_temp.id(4)$$,
-    $$VALUES ('telegram', 'pending', 1004::bigint)$$,
-    'a Telegram message to the player''s chat, pending');
+    $$SELECT platform, status, (content ->> 'chat_id')::bigint, scheduled_at
+      FROM nikita.scheduled_events WHERE user_id = pg_temp.id(4)$$,
+    -- p_now, or now() once p_now is beyond max_lateness (as schedule_event stores it).
+    $$VALUES ('telegram', 'pending', 1004::bigint, CASE
+        WHEN timestamptz '2026-11-28 12:00Z' < now() - interval '24 hours' THEN now()
+        ELSE timestamptz '2026-11-28 12:00Z' END)$$,
+    'a Telegram message to the player''s chat, pending, due at p_now as schedule_event would');
 
 -- The same instant again: nothing to decay, nothing queued.
 SELECT nikita.apply_decay('2026-11-28 12:00Z');
@@ -95,9 +98,9 @@ SELECT is((SELECT count(*)::int FROM nikita.scheduled_events WHERE event_type = 
 -- A live duplicate of the crossing's key is not queued twice (schedule_event's dedupe).
 SELECT is(
     nikita._queue_decay_warnings('2026-11-28 12:00Z', ARRAY[pg_temp.id(4)], ARRAY[40::numeric]),
-    1, 'queueing the same crossing again...');
+    0, 'queueing the same crossing again adds nothing...');
 SELECT is((SELECT count(*)::int FROM pg_temp.warnings(4)), 1,
-    '...returns the live event: still one');
+    '...the live event stays: still one');
 
 -- ---------------------------------------------------------------------------------------------
 -- Armed again once the score is back at the threshold
