@@ -142,5 +142,5 @@ REVOKE EXECUTE ON FUNCTION nikita._cancel_proactive_events_on_opt_out() FROM PUB
 CREATE TRIGGER users_notifications_opt_out
 AFTER UPDATE OF notifications_enabled ON nikita.users
 FOR EACH ROW
-WHEN (OLD.notifications_enabled AND NOT NEW.notifications_enabled)
+WHEN (old.notifications_enabled AND NOT new.notifications_enabled)
 EXECUTE FUNCTION nikita._cancel_proactive_events_on_opt_out();
