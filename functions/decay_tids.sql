@@ -14,8 +14,12 @@ DECLARE
     v_decayed integer;
     v_points numeric;
     v_game_over uuid[];
+    v_below numeric[];      -- decay warnings' thresholds, ascending (functions/decay_warnings.sql)
+    v_warn_users uuid[];
+    v_warn_below numeric[];
 BEGIN
     p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    v_below := nikita._decay_warning_thresholds();
     WITH rules AS MATERIALIZED (
         -- Per chapter, computed once (not per player): the horizon. An accrual longer than
         -- that empties any score (at most 100) whatever its length: whole local days of 20
@@ -291,12 +295,32 @@ BEGIN
         (SELECT count(*)::integer FROM calc),
         count(*)::integer,
         coalesce(sum(up.old_score - up.new_score), 0),
-        pg_catalog.array_agg(up.id) FILTER (WHERE up.new_score = 0)
-    INTO v_due, v_decayed, v_points, v_game_over
-    FROM upd AS up;
+        pg_catalog.array_agg(up.id) FILTER (WHERE up.new_score = 0),
+        pg_catalog.array_agg(up.id) FILTER (WHERE up.warn_below IS NOT NULL),
+        pg_catalog.array_agg(up.warn_below) FILTER (WHERE up.warn_below IS NOT NULL)
+    INTO v_due, v_decayed, v_points, v_game_over, v_warn_users, v_warn_below
+    FROM (
+        -- Decay warnings: the lowest threshold this decay took the score from at least to
+        -- under; none at 0 (the game over's message only). The CASE spares the look-up for
+        -- every score not under the highest threshold.
+        SELECT
+            u.*,
+            CASE WHEN u.new_score > 0 AND u.new_score < v_below[pg_catalog.cardinality(v_below)]
+                THEN (
+                    SELECT min(b.b) FROM pg_catalog.unnest(v_below) AS b (b)
+                    WHERE u.old_score >= b.b AND u.new_score < b.b
+                )
+            END AS warn_below
+        FROM upd AS u
+    ) AS up;
 
     -- The game-over path, shared with the boss-fight timeout (functions/game_over.sql).
     PERFORM nikita._end_game(v_game_over, p_now);
+
+    -- Decay warnings, a step of its own after the game overs (functions/decay_warnings.sql).
+    IF v_warn_users IS NOT NULL THEN
+        PERFORM nikita._queue_decay_warnings(p_now, v_warn_users, v_warn_below);
+    END IF;
 
     RETURN pg_catalog.jsonb_build_object(
         'due', v_due,

@@ -35,6 +35,10 @@
 -- scheduled_at far in the past (earlier than now() - setting max_lateness, when the next sweep
 -- would expire the event unsent) is stored as now(); a past time within max_lateness is kept
 -- (the event goes out in its place in line).
+--
+-- A proactive event type (nikita._is_proactive_event, functions/notifications.sql) for a player
+-- whose notifications_enabled is false is validated as any other and stored 'cancelled', its
+-- reason in last_error; its id is returned.
 
 CREATE OR REPLACE FUNCTION nikita._schedule(
     p_user_id uuid,
@@ -57,6 +61,7 @@ DECLARE
     v_owner uuid;
     v_conversation_user uuid;
     v_scheduled_at timestamptz := p_scheduled_at;
+    v_notify boolean := true;
 BEGIN
     IF p_platform IS NULL THEN
         RAISE EXCEPTION 'platform must not be null' USING ERRCODE = '22004';
@@ -69,10 +74,11 @@ BEGIN
         RAISE EXCEPTION 'event_type must not be null' USING ERRCODE = '22004';
     END IF;
     IF p_event_type NOT IN (
-        'message_delivery', 'call_reminder', 'boss_prompt', 'follow_up', 'game_over', 'ops_alert'
+        'message_delivery', 'call_reminder', 'boss_prompt', 'follow_up', 'game_over', 'ops_alert',
+        'decay_warning'
     ) THEN
         RAISE EXCEPTION 'event_type must be one of message_delivery, call_reminder, '
-            'boss_prompt, follow_up, game_over, ops_alert; got "%"', p_event_type
+            'boss_prompt, follow_up, game_over, ops_alert, decay_warning; got "%"', p_event_type
             USING ERRCODE = '22023';
     END IF;
     IF p_content IS NULL THEN
@@ -110,8 +116,17 @@ BEGIN
                 USING ERRCODE = '22004';
         END IF;
     ELSE
-        SELECT u.telegram_id, u.phone INTO v_telegram_id, v_phone
-        FROM nikita.users AS u WHERE u.id = p_user_id;
+        IF nikita._is_proactive_event(p_event_type) THEN
+            -- The opt-out (functions/notifications.sql): FOR SHARE orders us with a concurrent
+            -- opt-out, whose trigger then sees this event.
+            SELECT u.telegram_id, u.phone, u.notifications_enabled
+            INTO v_telegram_id, v_phone, v_notify
+            FROM nikita.users AS u WHERE u.id = p_user_id
+            FOR SHARE OF u;
+        ELSE
+            SELECT u.telegram_id, u.phone INTO v_telegram_id, v_phone
+            FROM nikita.users AS u WHERE u.id = p_user_id;
+        END IF;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'user_id % does not exist', p_user_id
                 USING ERRCODE = '23503', HINT = 'events are scheduled for rows of nikita.users';
@@ -155,6 +170,20 @@ BEGIN
         RAISE EXCEPTION 'content is % bytes with its recipient; at most 262144',
             pg_catalog.pg_column_size(v_content)
             USING ERRCODE = '22023';
+    END IF;
+
+    -- A proactive event for a player who opted out: stored cancelled at once, with the reason
+    -- (validated all the same), so that the claim path checks nothing.
+    IF NOT v_notify THEN
+        INSERT INTO nikita.scheduled_events AS e (
+            user_id, platform, event_type, content, scheduled_at, dedupe_key,
+            source_conversation_id, status, last_error
+        ) VALUES (
+            p_user_id, p_platform, p_event_type, v_content, v_scheduled_at, p_dedupe_key,
+            p_source_conversation_id, 'cancelled', nikita._opt_out_reason()
+        )
+        RETURNING e.id INTO v_id;
+        RETURN v_id;
     END IF;
 
     -- Race-safe dedupe: the conflict target is the partial unique index
@@ -231,6 +260,8 @@ IS 'Queue a Telegram message or a voice call for a user at scheduled_at (default
 'characters, string values 4096, 65536 bytes). A scheduled_at earlier than now() minus the '
 'max_lateness setting (which the next sweep would expire unsent) is stored as now(); a past '
 'time within max_lateness is kept. A live event with the same dedupe_key returns its id. '
+'A proactive event (call_reminder, follow_up, decay_warning, game_over) for a player whose '
+'notifications_enabled is false is stored cancelled, the reason in last_error. '
 'Errors: 22004 null argument, 22023 bad value/content/no recipient/out of bounds, '
 '23503 unknown user, 23505 dedupe_key live for another user.';
 REVOKE EXECUTE ON FUNCTION

@@ -187,7 +187,7 @@ SELECT throws_ok(
         'birthday', '{"text": "x"}')$$,
     '22023',
     'event_type must be one of message_delivery, call_reminder, boss_prompt, follow_up, '
-    'game_over, ops_alert; got "birthday"',
+    'game_over, ops_alert, decay_warning; got "birthday"',
     'unknown event type'
 );
 SELECT throws_ok(
