@@ -90,6 +90,29 @@ $$;
 COMMENT ON FUNCTION nikita._boss_skipped_alert(p_now timestamp with time zone, p_rows jsonb) IS 'Internal: one ops_alert per boss_timeout run (key ops_alert:boss_timeout_skipped:<p_now>) to setting alert_chat_id naming the first of p_rows (skipped players). Returns {alert_event_id} or {alert_error}, {} when no chat is set or the run already alerted; never raises.';
 
 --
+-- Name: _cancel_proactive_events_on_opt_out(); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._cancel_proactive_events_on_opt_out() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE nikita.scheduled_events AS e
+    SET status = 'cancelled', last_error = nikita._opt_out_reason()
+    WHERE e.user_id = NEW.id AND e.status = 'pending'
+        AND nikita._is_proactive_event(e.event_type);
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION _cancel_proactive_events_on_opt_out(); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._cancel_proactive_events_on_opt_out() IS 'Internal: trigger users_notifications_opt_out (AFTER UPDATE OF notifications_enabled, when it turns false): cancels the player''s pending proactive events with the reason in last_error.';
+
+--
 -- Name: _check_boss_setting(text, text, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -194,6 +217,72 @@ $_$;
 --
 
 COMMENT ON FUNCTION nikita._check_content_bounds(p_content jsonb) IS 'Internal: 22023 naming the largest or the too deep member unless p_content is at most 262144 bytes and 16 levels deep.';
+
+--
+-- Name: _check_decay_warnings_setting(text, text, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._check_decay_warnings_setting(p_key text, p_type text, p_value jsonb) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_rule constant text := 'a JSON array of at most 10 objects {"below": a number greater '
+        || 'than 0 and at most 100, "text": 1 to 4096 characters, not blank}, each "below" '
+        || 'once (an empty array: no warnings)';
+    v_item jsonb;
+    v_ok boolean := true;
+BEGIN
+    IF p_type IS DISTINCT FROM 'json' THEN
+        RAISE EXCEPTION 'setting "%" must have value_type json, got %', p_key,
+            coalesce(p_type, 'NULL')
+            USING ERRCODE = '23514', SCHEMA = 'nikita', TABLE = 'settings',
+            COLUMN = 'value_type', CONSTRAINT = 'settings_decay_warnings_valid';
+    END IF;
+    IF p_value IS NULL OR pg_catalog.jsonb_typeof(p_value) <> 'array'
+        OR pg_catalog.jsonb_array_length(p_value) > 10 THEN
+        v_ok := false;
+    ELSE
+        FOR v_item IN SELECT a.value FROM pg_catalog.jsonb_array_elements(p_value) AS a LOOP
+            -- Nested: the casts below only once the types are known.
+            v_ok := pg_catalog.jsonb_typeof(v_item) = 'object';
+            IF v_ok THEN
+                v_ok := coalesce((SELECT pg_catalog.array_agg(k ORDER BY k)
+                         FROM pg_catalog.jsonb_object_keys(v_item) AS k) = ARRAY['below', 'text'],
+                         false)
+                    AND pg_catalog.jsonb_typeof(v_item -> 'below') = 'number'
+                    AND pg_catalog.jsonb_typeof(v_item -> 'text') = 'string';
+            END IF;
+            IF v_ok THEN
+                v_ok := (v_item ->> 'below')::numeric > 0
+                    AND (v_item ->> 'below')::numeric <= 100
+                    AND pg_catalog.length(v_item ->> 'text') BETWEEN 1 AND 4096
+                    AND NOT nikita.is_blank(v_item ->> 'text');
+            END IF;
+            EXIT WHEN NOT v_ok;
+        END LOOP;
+        IF v_ok AND (
+            SELECT count(DISTINCT (a.value ->> 'below')::numeric) <> count(*)
+            FROM pg_catalog.jsonb_array_elements(p_value) AS a
+        ) THEN
+            v_ok := false;
+        END IF;
+    END IF;
+    IF NOT coalesce(v_ok, false) THEN
+        RAISE EXCEPTION 'setting "%" must be %, got %', p_key, v_rule,
+            pg_catalog.left(coalesce(p_value::text, 'null'), 200)
+            USING ERRCODE = '23514', SCHEMA = 'nikita', TABLE = 'settings',
+            COLUMN = 'value', CONSTRAINT = 'settings_decay_warnings_valid';
+    END IF;
+    RETURN true;
+END
+$$;
+
+--
+-- Name: FUNCTION _check_decay_warnings_setting(p_key text, p_type text, p_value jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._check_decay_warnings_setting(p_key text, p_type text, p_value jsonb) IS 'Internal (CHECK settings_decay_warnings_valid): true, or 23514 naming the key and the rule: value_type json, an array of at most 10 {below: number in (0, 100], text: 1..4096 characters, not blank}, each below once.';
 
 --
 -- Name: _check_meta(jsonb); Type: FUNCTION; Schema: nikita; Owner: -
@@ -680,8 +769,12 @@ DECLARE
     v_decayed integer;
     v_points numeric;
     v_game_over uuid[];
+    v_below numeric[];      -- decay warnings' thresholds, ascending (functions/decay_warnings.sql)
+    v_warn_users uuid[];
+    v_warn_below numeric[];
 BEGIN
     p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    v_below := nikita._decay_warning_thresholds();
     WITH rules AS MATERIALIZED (
         -- Per chapter, computed once (not per player): the horizon. An accrual longer than
         -- that empties any score (at most 100) whatever its length: whole local days of 20
@@ -957,12 +1050,32 @@ BEGIN
         (SELECT count(*)::integer FROM calc),
         count(*)::integer,
         coalesce(sum(up.old_score - up.new_score), 0),
-        pg_catalog.array_agg(up.id) FILTER (WHERE up.new_score = 0)
-    INTO v_due, v_decayed, v_points, v_game_over
-    FROM upd AS up;
+        pg_catalog.array_agg(up.id) FILTER (WHERE up.new_score = 0),
+        pg_catalog.array_agg(up.id) FILTER (WHERE up.warn_below IS NOT NULL),
+        pg_catalog.array_agg(up.warn_below) FILTER (WHERE up.warn_below IS NOT NULL)
+    INTO v_due, v_decayed, v_points, v_game_over, v_warn_users, v_warn_below
+    FROM (
+        -- Decay warnings: the lowest threshold this decay took the score from at least to
+        -- under; none at 0 (the game over's message only). The CASE spares the look-up for
+        -- every score not under the highest threshold.
+        SELECT
+            u.*,
+            CASE WHEN u.new_score > 0 AND u.new_score < v_below[pg_catalog.cardinality(v_below)]
+                THEN (
+                    SELECT min(b.b) FROM pg_catalog.unnest(v_below) AS b (b)
+                    WHERE u.old_score >= b.b AND u.new_score < b.b
+                )
+            END AS warn_below
+        FROM upd AS u
+    ) AS up;
 
     -- The game-over path, shared with the boss-fight timeout (functions/game_over.sql).
     PERFORM nikita._end_game(v_game_over, p_now);
+
+    -- Decay warnings, a step of its own after the game overs (functions/decay_warnings.sql).
+    IF v_warn_users IS NOT NULL THEN
+        PERFORM nikita._queue_decay_warnings(p_now, v_warn_users, v_warn_below);
+    END IF;
 
     RETURN pg_catalog.jsonb_build_object(
         'due', v_due,
@@ -978,6 +1091,26 @@ $$;
 --
 
 COMMENT ON FUNCTION nikita._decay_tids(p_now timestamp with time zone, p_lo tid, p_hi tid) IS 'Internal: decay, as of p_now, the eligible players whose row is stored at a TID in [p_lo, p_hi), set-based, game overs included. Returns {due, decayed, game_overs, points}. Called by apply_decay_batch for its page range, and for parts of it down to one row when it fails.';
+
+--
+-- Name: _decay_warning_thresholds(); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._decay_warning_thresholds() RETURNS numeric[]
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- The table directly, not _setting: a missing row means no warnings, never a failed batch.
+    SELECT pg_catalog.array_agg((w.value ->> 'below')::numeric ORDER BY (w.value ->> 'below')::numeric)
+    FROM nikita.settings AS s, pg_catalog.jsonb_array_elements(s.value) AS w
+    WHERE s.key = 'decay_warnings' AND pg_catalog.jsonb_typeof(s.value) = 'array'
+$$;
+
+--
+-- Name: FUNCTION _decay_warning_thresholds(); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._decay_warning_thresholds() IS 'Internal: the "below" values of setting decay_warnings, ascending; NULL when none.';
 
 --
 -- Name: _end_game(uuid[], timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
@@ -1173,6 +1306,27 @@ $$;
 --
 
 COMMENT ON FUNCTION nikita._is_job_name(p_name text) IS 'Internal (CHECK job_executions_job_name_valid): p_name is a job of nikita.job_catalog.';
+
+--
+-- Name: _is_proactive_event(text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._is_proactive_event(p_event_type text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- Proactive: the game writes first. Not proactive: message_delivery and boss_prompt (they
+    -- answer the player's own message) and ops_alert (no player). boss_timeout: the boss
+    -- fight's timeout message, if that branch adds the type under that name.
+    SELECT p_event_type IN ('call_reminder', 'follow_up', 'decay_warning', 'game_over',
+                            'boss_timeout')
+$$;
+
+--
+-- Name: FUNCTION _is_proactive_event(p_event_type text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._is_proactive_event(p_event_type text) IS 'Internal: true for the event types a player who turned notifications off does not get (call_reminder, follow_up, decay_warning, game_over, boss_timeout).';
 
 --
 -- Name: _iso8601(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
@@ -1743,6 +1897,95 @@ $$;
 COMMENT ON FUNCTION nikita._notify_updated() IS 'Trigger (AFTER UPDATE, statement): NOTIFY nikita_events for re-queued/rescheduled rows.';
 
 --
+-- Name: _opt_out_reason(); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._opt_out_reason() RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT 'cancelled: the player turned notifications off (users.notifications_enabled = '
+        || 'false); proactive messages are not delivered'::text
+$$;
+
+--
+-- Name: FUNCTION _opt_out_reason(); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._opt_out_reason() IS 'Internal: last_error of an event cancelled by the notification opt-out.';
+
+--
+-- Name: _queue_decay_warnings(timestamp with time zone, uuid[], numeric[]); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._queue_decay_warnings(p_now timestamp with time zone, p_users uuid[], p_below numeric[]) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_at timestamptz;
+    v_n integer;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    -- One INSERT for the batch, not one schedule_event per player: a catch-up run can warn many
+    -- players at once (bench/decay_bench.sh catch-up: 40 % of them, about 0.4 ms each through
+    -- schedule_event, a 5.5 s transaction). What schedule_event would do is done here for the
+    -- set:
+    --   content   {text, chat_id}: each text passes the Telegram rules (_telegram_content, their
+    --             one home) once per threshold; chat_id is users.telegram_id (CHECK > 0)
+    --   due       p_now, or now() when p_now is older than max_lateness (as _schedule stores it)
+    --   opt-out   stored cancelled with the reason (functions/notifications.sql); the rows are
+    --             locked by the decay's UPDATE in this transaction, so a concurrent opt-out
+    --             waits for it and its trigger then sees these events
+    --   dedupe    ON CONFLICT on the live key: an existing live event is kept, none added
+    -- A player without telegram_id gets no message (as for game_over).
+    v_at := CASE
+        WHEN p_now < pg_catalog.now() - interval '1 minute'
+            AND p_now < pg_catalog.now() - nikita._setting_interval('max_lateness')
+            THEN pg_catalog.now()
+        ELSE p_now
+    END;
+    PERFORM nikita._telegram_content(
+        pg_catalog.jsonb_build_object('text', a.value ->> 'text', 'chat_id', 1), NULL, NULL
+    )
+    FROM nikita.settings AS s, pg_catalog.jsonb_array_elements(s.value) AS a
+    WHERE s.key = 'decay_warnings' AND (a.value ->> 'below')::numeric = ANY (p_below);
+
+    INSERT INTO nikita.scheduled_events AS e (
+        user_id, platform, event_type, content, scheduled_at, dedupe_key, status, last_error
+    )
+    SELECT
+        u.id, 'telegram', 'decay_warning',
+        pg_catalog.jsonb_build_object('text', w.text, 'chat_id', u.telegram_id),
+        v_at,
+        'decay_warning:' || u.id::text || ':' || pg_catalog.trim_scale(x.below)::text || ':'
+        || pg_catalog.to_char(p_now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+        CASE WHEN u.notifications_enabled THEN 'pending' ELSE 'cancelled' END,
+        CASE WHEN NOT u.notifications_enabled THEN nikita._opt_out_reason() END
+    FROM unnest(p_users, p_below) AS x (user_id, below)  -- multi-argument: FROM syntax, unqualified
+    JOIN nikita.users AS u ON u.id = x.user_id
+    JOIN LATERAL (
+        SELECT a.value ->> 'text' AS text
+        FROM nikita.settings AS s, pg_catalog.jsonb_array_elements(s.value) AS a
+        WHERE s.key = 'decay_warnings' AND (a.value ->> 'below')::numeric = x.below
+        LIMIT 1
+    ) AS w ON true
+    WHERE u.telegram_id IS NOT NULL
+    ON CONFLICT (dedupe_key)
+    WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'sending')
+    DO NOTHING;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+
+--
+-- Name: FUNCTION _queue_decay_warnings(p_now timestamp with time zone, p_users uuid[], p_below numeric[]); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._queue_decay_warnings(p_now timestamp with time zone, p_users uuid[], p_below numeric[]) IS 'Internal: queue one decay_warning Telegram message (setting decay_warnings'' text for the threshold) per player of p_users, due at p_now, dedupe key decay_warning:<user>:<below>:<p_now>, in one INSERT with schedule_event''s rules (opted-out players stored cancelled); players without telegram_id are left out. Returns how many were added. Called by _decay_tids.';
+
+--
 -- Name: _schedule(uuid, text, text, jsonb, timestamp with time zone, text, uuid); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -1758,6 +2001,7 @@ DECLARE
     v_owner uuid;
     v_conversation_user uuid;
     v_scheduled_at timestamptz := p_scheduled_at;
+    v_notify boolean := true;
 BEGIN
     IF p_platform IS NULL THEN
         RAISE EXCEPTION 'platform must not be null' USING ERRCODE = '22004';
@@ -1770,10 +2014,11 @@ BEGIN
         RAISE EXCEPTION 'event_type must not be null' USING ERRCODE = '22004';
     END IF;
     IF p_event_type NOT IN (
-        'message_delivery', 'call_reminder', 'boss_prompt', 'follow_up', 'game_over', 'ops_alert'
+        'message_delivery', 'call_reminder', 'boss_prompt', 'follow_up', 'game_over', 'ops_alert',
+        'decay_warning'
     ) THEN
         RAISE EXCEPTION 'event_type must be one of message_delivery, call_reminder, '
-            'boss_prompt, follow_up, game_over, ops_alert; got "%"', p_event_type
+            'boss_prompt, follow_up, game_over, ops_alert, decay_warning; got "%"', p_event_type
             USING ERRCODE = '22023';
     END IF;
     IF p_content IS NULL THEN
@@ -1811,8 +2056,17 @@ BEGIN
                 USING ERRCODE = '22004';
         END IF;
     ELSE
-        SELECT u.telegram_id, u.phone INTO v_telegram_id, v_phone
-        FROM nikita.users AS u WHERE u.id = p_user_id;
+        IF nikita._is_proactive_event(p_event_type) THEN
+            -- The opt-out (functions/notifications.sql): FOR SHARE orders us with a concurrent
+            -- opt-out, whose trigger then sees this event.
+            SELECT u.telegram_id, u.phone, u.notifications_enabled
+            INTO v_telegram_id, v_phone, v_notify
+            FROM nikita.users AS u WHERE u.id = p_user_id
+            FOR SHARE OF u;
+        ELSE
+            SELECT u.telegram_id, u.phone INTO v_telegram_id, v_phone
+            FROM nikita.users AS u WHERE u.id = p_user_id;
+        END IF;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'user_id % does not exist', p_user_id
                 USING ERRCODE = '23503', HINT = 'events are scheduled for rows of nikita.users';
@@ -1856,6 +2110,20 @@ BEGIN
         RAISE EXCEPTION 'content is % bytes with its recipient; at most 262144',
             pg_catalog.pg_column_size(v_content)
             USING ERRCODE = '22023';
+    END IF;
+
+    -- A proactive event for a player who opted out: stored cancelled at once, with the reason
+    -- (validated all the same), so that the claim path checks nothing.
+    IF NOT v_notify THEN
+        INSERT INTO nikita.scheduled_events AS e (
+            user_id, platform, event_type, content, scheduled_at, dedupe_key,
+            source_conversation_id, status, last_error
+        ) VALUES (
+            p_user_id, p_platform, p_event_type, v_content, v_scheduled_at, p_dedupe_key,
+            p_source_conversation_id, 'cancelled', nikita._opt_out_reason()
+        )
+        RETURNING e.id INTO v_id;
+        RETURN v_id;
     END IF;
 
     -- Race-safe dedupe: the conflict target is the partial unique index
@@ -4024,7 +4292,7 @@ $$;
 -- Name: FUNCTION schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text); Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text) IS 'Queue a Telegram message or a voice call for a user at scheduled_at (default now). Telegram content: text (1..32768 chars, not blank), chat_id (default users.telegram_id), parse_mode HTML|MarkdownV2, reply_markup object, disable_notification boolean. Voice content: to_number (E.164, default users.phone), agent_id, prompt (or voice_prompt), first_message, tts, dynamic_variables object (no secret__ names), source_platform, meta (docs/queue.md). Telegram also response_id (UUID), meta (object, 4096 bytes, 4 levels). Unknown keys are rejected. Bounds (22023 naming the member and the limit): content at most 262144 bytes and 16 levels below the content object; text not blank (Unicode white space and zero-width characters count as blank); reply_markup at most 16384 bytes, one of inline_keyboard (at most 100 buttons, 8 a row), keyboard, remove_keyboard, force_reply, callback_data 1..64 bytes, button text not blank and at most 256 characters, input_field_placeholder 1..64 characters, copy_text.text 1..256; prompt at most 32768 characters, first_message 4096, dynamic_variables at most 100 entries (names 1..128 characters, string values 4096, 65536 bytes). A scheduled_at earlier than now() minus the max_lateness setting (which the next sweep would expire unsent) is stored as now(); a past time within max_lateness is kept. A live event with the same dedupe_key returns its id. Errors: 22004 null argument, 22023 bad value/content/no recipient/out of bounds, 23503 unknown user, 23505 dedupe_key live for another user.';
+COMMENT ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text) IS 'Queue a Telegram message or a voice call for a user at scheduled_at (default now). Telegram content: text (1..32768 chars, not blank), chat_id (default users.telegram_id), parse_mode HTML|MarkdownV2, reply_markup object, disable_notification boolean. Voice content: to_number (E.164, default users.phone), agent_id, prompt (or voice_prompt), first_message, tts, dynamic_variables object (no secret__ names), source_platform, meta (docs/queue.md). Telegram also response_id (UUID), meta (object, 4096 bytes, 4 levels). Unknown keys are rejected. Bounds (22023 naming the member and the limit): content at most 262144 bytes and 16 levels below the content object; text not blank (Unicode white space and zero-width characters count as blank); reply_markup at most 16384 bytes, one of inline_keyboard (at most 100 buttons, 8 a row), keyboard, remove_keyboard, force_reply, callback_data 1..64 bytes, button text not blank and at most 256 characters, input_field_placeholder 1..64 characters, copy_text.text 1..256; prompt at most 32768 characters, first_message 4096, dynamic_variables at most 100 entries (names 1..128 characters, string values 4096, 65536 bytes). A scheduled_at earlier than now() minus the max_lateness setting (which the next sweep would expire unsent) is stored as now(); a past time within max_lateness is kept. A live event with the same dedupe_key returns its id. A proactive event (call_reminder, follow_up, decay_warning, game_over) for a player whose notifications_enabled is false is stored cancelled, the reason in last_error. Errors: 22004 null argument, 22023 bad value/content/no recipient/out of bounds, 23503 unknown user, 23505 dedupe_key live for another user.';
 
 --
 -- Name: schedule_event(uuid, text, text, jsonb, timestamp with time zone, text, uuid); Type: FUNCTION; Schema: nikita; Owner: -
@@ -4462,7 +4730,7 @@ CREATE TABLE nikita.scheduled_events (
     CONSTRAINT scheduled_events_dedupe_key_nonempty CHECK (((length(dedupe_key) >= 1) AND (length(dedupe_key) <= 200))),
     CONSTRAINT scheduled_events_delivered_at_when_delivered CHECK (((status = 'delivered'::text) = (delivered_at IS NOT NULL))),
     CONSTRAINT scheduled_events_errors_array CHECK ((jsonb_typeof(errors) = 'array'::text)),
-    CONSTRAINT scheduled_events_event_type_valid CHECK ((event_type = ANY (ARRAY['message_delivery'::text, 'call_reminder'::text, 'boss_prompt'::text, 'follow_up'::text, 'game_over'::text, 'ops_alert'::text]))),
+    CONSTRAINT scheduled_events_event_type_valid CHECK ((event_type = ANY (ARRAY['message_delivery'::text, 'call_reminder'::text, 'boss_prompt'::text, 'follow_up'::text, 'game_over'::text, 'ops_alert'::text, 'decay_warning'::text]))),
     CONSTRAINT scheduled_events_last_error_length CHECK ((length(last_error) <= 2000)),
     CONSTRAINT scheduled_events_lease_when_sending CHECK (((status = 'sending'::text) = ((lock_token IS NOT NULL) AND (locked_until IS NOT NULL) AND (locked_by IS NOT NULL)))),
     CONSTRAINT scheduled_events_locked_by_length CHECK ((length(locked_by) <= 200)),
@@ -4585,11 +4853,12 @@ CREATE TABLE nikita.settings (
     description text NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT settings_boss_valid CHECK (((key <> ALL (ARRAY['boss_timeout'::text, 'boss_max_attempts'::text, 'boss_timeout_text'::text])) OR nikita._check_boss_setting(key, value_type, value))),
+    CONSTRAINT settings_decay_warnings_valid CHECK (((key <> 'decay_warnings'::text) OR nikita._check_decay_warnings_setting(key, value_type, value))),
     CONSTRAINT settings_description_length CHECK ((length(description) <= 1000)),
     CONSTRAINT settings_key_format CHECK ((key ~ '^[a-z][a-z0-9_]{0,62}$'::text)),
     CONSTRAINT settings_summary_writer_valid CHECK (nikita.check_summary_writer_setting(key, value_type, value)),
-    CONSTRAINT settings_value_matches_type CHECK (nikita.is_setting_value(value_type, value)),
-    CONSTRAINT settings_value_type_valid CHECK ((value_type = ANY (ARRAY['interval'::text, 'integer'::text, 'number'::text, 'boolean'::text, 'text'::text]))),
+    CONSTRAINT settings_value_matches_type CHECK (((value_type = 'json'::text) OR nikita.is_setting_value(value_type, value))),
+    CONSTRAINT settings_value_type_valid CHECK ((value_type = ANY (ARRAY['interval'::text, 'integer'::text, 'number'::text, 'boolean'::text, 'text'::text, 'json'::text]))),
     CONSTRAINT settings_value_valid CHECK (nikita._check_setting_value(key, value_type, value))
 );
 
@@ -4950,6 +5219,12 @@ CREATE TRIGGER settings_touch BEFORE UPDATE ON nikita.settings FOR EACH ROW EXEC
 CREATE TRIGGER users_boss_fight_stamp BEFORE INSERT OR UPDATE OF game_status, boss_fight_started_at ON nikita.users FOR EACH ROW WHEN ((((new.game_status = 'boss_fight'::text) AND (new.boss_fight_started_at IS NULL)) OR ((new.game_status <> 'boss_fight'::text) AND (new.boss_fight_started_at IS NOT NULL)))) EXECUTE FUNCTION nikita._stamp_boss_fight();
 
 --
+-- Name: users users_notifications_opt_out; Type: TRIGGER; Schema: nikita; Owner: -
+--
+
+CREATE TRIGGER users_notifications_opt_out AFTER UPDATE OF notifications_enabled ON nikita.users FOR EACH ROW WHEN ((old.notifications_enabled AND (NOT new.notifications_enabled))) EXECUTE FUNCTION nikita._cancel_proactive_events_on_opt_out();
+
+--
 -- Name: users users_touch; Type: TRIGGER; Schema: nikita; Owner: -
 --
 
@@ -5108,6 +5383,12 @@ REVOKE ALL ON FUNCTION nikita._backoff(p_attempt integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nikita._boss_skipped_alert(p_now timestamp with time zone, p_rows jsonb) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _cancel_proactive_events_on_opt_out(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._cancel_proactive_events_on_opt_out() FROM PUBLIC;
+
+--
 -- Name: FUNCTION _check_boss_setting(p_key text, p_type text, p_value jsonb); Type: ACL; Schema: nikita; Owner: -
 --
 
@@ -5118,6 +5399,12 @@ REVOKE ALL ON FUNCTION nikita._check_boss_setting(p_key text, p_type text, p_val
 --
 
 REVOKE ALL ON FUNCTION nikita._check_content_bounds(p_content jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _check_decay_warnings_setting(p_key text, p_type text, p_value jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._check_decay_warnings_setting(p_key text, p_type text, p_value jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _check_meta(p_content jsonb); Type: ACL; Schema: nikita; Owner: -
@@ -5174,6 +5461,12 @@ REVOKE ALL ON FUNCTION nikita._decay_batch_pages() FROM PUBLIC;
 REVOKE ALL ON FUNCTION nikita._decay_tids(p_now timestamp with time zone, p_lo tid, p_hi tid) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _decay_warning_thresholds(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._decay_warning_thresholds() FROM PUBLIC;
+
+--
 -- Name: FUNCTION _end_game(p_user_ids uuid[], p_now timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
 --
 
@@ -5196,6 +5489,12 @@ REVOKE ALL ON FUNCTION nikita._first_claimable(p_oldest timestamp with time zone
 --
 
 REVOKE ALL ON FUNCTION nikita._is_job_name(p_name text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _is_proactive_event(p_event_type text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._is_proactive_event(p_event_type text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _iso8601(p_at timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
@@ -5305,6 +5604,18 @@ REVOKE ALL ON FUNCTION nikita._notify_inserted() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION nikita._notify_updated() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _opt_out_reason(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._opt_out_reason() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _queue_decay_warnings(p_now timestamp with time zone, p_users uuid[], p_below numeric[]); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._queue_decay_warnings(p_now timestamp with time zone, p_users uuid[], p_below numeric[]) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _schedule(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text, p_source_conversation_id uuid); Type: ACL; Schema: nikita; Owner: -
