@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The embedded PostgreSQL 15 cluster with pg_cron, used whenever DATABASE_URL is unset.
 #
-#   scripts/db.sh packages   install the Debian packages the project needs (root), or say which
+#   scripts/db.sh packages   install the Debian packages the project needs (root), or say which;
+#                            optional ones (promtool) too, when it can
 #   scripts/db.sh up         create/start the cluster (idempotent), print its URL
 #   scripts/db.sh down       stop it
 #   scripts/db.sh url        print the URL of the project database
@@ -15,6 +16,9 @@ PORT=${NIKITA_PGPORT:-54329}
 DB=${NIKITA_DB:-nikita}
 PACKAGES=(postgresql-15 postgresql-client-15 postgresql-15-cron postgresql-15-pgtap
           libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check)
+# Optional: installed when root can, else their tests skip with a message (promtool: the
+# alert rules' tests). --no-install-recommends: the Prometheus server is not started.
+OPTIONAL_PACKAGES=(prometheus)
 
 say() { printf 'db: %s\n' "$*" >&2; }
 die() { printf 'db: error: %s\n' "$*" >&2; exit 1; }
@@ -57,6 +61,24 @@ cmd_packages() {
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >&2 \
         || die "apt-get install failed; install by hand: apt-get install -y $missing"
+}
+
+optional_packages() {
+    local p missing=""
+    for p in "${OPTIONAL_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+            || missing="$missing $p"
+    done
+    [ -z "$missing" ] && return 0
+    if [ "$(id -u)" != 0 ]; then
+        say "optional packages missing (their tests will skip):$missing"; return 0
+    fi
+    say "installing optional$missing"
+    # shellcheck disable=SC2086
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+             apt-get install -y -qq --no-install-recommends $missing; }; } >&2 \
+        || say "could not install$missing (their tests will skip)"
 }
 
 url() { echo "postgresql://postgres@127.0.0.1:$PORT/$DB"; }
@@ -119,7 +141,7 @@ cmd_down() {
 }
 
 case "${1:-}" in
-    packages) cmd_packages ;;
+    packages) cmd_packages; optional_packages ;;
     up) cmd_up ;;
     down) cmd_down ;;
     url) url ;;
