@@ -13,7 +13,6 @@ from .config import ConfigError, load_config
 from .health import (
     EXIT_CONFIG,
     EXIT_OK,
-    EXIT_UNHEALTHY,
     EXIT_UNREACHABLE,
     problems,
     render_json,
@@ -43,10 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status = sub.add_parser("status", help="print queue and job health as tables")
     status.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    sub.add_parser(
+    check = sub.add_parser(
         "check",
-        help="exit 0 when healthy, 1 when the queue or jobs are unhealthy, "
-        "2 on bad configuration, 3 when the database is unreachable",
+        help="monitoring plugin: exit 0 OK, 1 WARNING, 2 CRITICAL (or database unreachable), "
+        "3 UNKNOWN (bad configuration, views missing); one line with perfdata",
+    )
+    check.add_argument(
+        "-w",
+        "--warning",
+        metavar="SECONDS",
+        help="oldest due event lag for WARNING (default NIKITA_SHIM_CHECK_MAX_LAG, 300)",
+    )
+    check.add_argument(
+        "-c",
+        "--critical",
+        metavar="SECONDS",
+        help="oldest due event lag for CRITICAL (default three times the warning)",
     )
     return parser
 
@@ -61,7 +72,9 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(cfg.log_level, cfg.log_format, cfg.secrets)
+    setup_logging(
+        cfg.log_level, cfg.log_format, cfg.secrets, priority_prefix=cfg.log_priority_prefix
+    )
     processor = None
     if args.conversation_processor:
         sys.path.insert(0, os.getcwd())
@@ -95,38 +108,63 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_CRASH
 
 
+def _thresholds(args: argparse.Namespace, default: float) -> tuple[float, float]:
+    """-w/-c as numbers; a bad value raises ValueError (UNKNOWN, not argparse's exit 2)."""
+    warning = float(args.warning) if args.warning is not None else default
+    critical = float(args.critical) if args.critical is not None else 3 * warning
+    if not 0 < warning <= critical < float("inf"):
+        raise ValueError(f"need 0 < warning <= critical, got {warning:g} and {critical:g}")
+    return warning, critical
+
+
 def _health(args: argparse.Namespace) -> int:
     import psycopg
 
-    from .health import fetch_health
+    from .health import CRITICAL, UNKNOWN, check_state, fetch_health, plugin_line
     from .redact import Redactor
 
+    checking = args.command == "check"
     try:
         cfg = load_config(need_delivery=False)
     except ConfigError as exc:
+        if checking:
+            print(plugin_line(UNKNOWN, "invalid configuration (details on stderr)"))
         print(exc.render(), file=sys.stderr)
-        return EXIT_CONFIG
+        return UNKNOWN if checking else EXIT_CONFIG
+    warning = critical = 0.0
+    if checking:
+        try:
+            warning, critical = _thresholds(args, cfg.check_max_lag)
+        except ValueError as exc:
+            print(plugin_line(UNKNOWN, f"bad -w/-c: {exc}"))
+            return UNKNOWN
     redact = Redactor(cfg.secrets)
     try:
         queue, jobs = asyncio.run(fetch_health(cfg.database_url, cfg.connect_timeout))
     except psycopg.OperationalError as exc:
-        print(f"nikita-shim: database unreachable: {redact(str(exc).strip())}", file=sys.stderr)
+        text = f"database unreachable: {redact(str(exc).strip())}"
+        if checking:
+            print(plugin_line(CRITICAL, text))
+            return CRITICAL
+        print(f"nikita-shim: {text}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except psycopg.Error as exc:
-        print(f"nikita-shim: cannot read health views: {redact(str(exc).strip())}", file=sys.stderr)
+        text = f"cannot read health views: {redact(str(exc).strip())}"
+        if checking:
+            print(plugin_line(UNKNOWN, text))
+            return UNKNOWN
+        print(f"nikita-shim: {text}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    if checking:
+        state, text, perf = check_state(queue, jobs, warning, critical)
+        print(plugin_line(state, text, perf))
+        return state
     found = problems(queue, jobs, cfg.check_max_lag)
-    if args.command == "status":
-        print(render_json(queue, jobs) if args.json else render_status(queue, jobs), end="")
-        if not args.json:
-            print("\nHealth: " + ("OK" if not found else "UNHEALTHY"))
-            for p in found:
-                print(f"  - {p}")
-        return EXIT_OK
-    if found:
-        print("UNHEALTHY: " + "; ".join(found))
-        return EXIT_UNHEALTHY
-    print("OK")
+    print(render_json(queue, jobs) if args.json else render_status(queue, jobs), end="")
+    if not args.json:
+        print("\nHealth: " + ("OK" if not found else "UNHEALTHY"))
+        for p in found:
+            print(f"  - {p}")
     return EXIT_OK
 
 

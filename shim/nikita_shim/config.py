@@ -82,6 +82,7 @@ class Config:
     metrics_host: str = "127.0.0.1"
     log_level: str = "info"
     log_format: str = "logfmt"
+    log_priority_prefix: str = "auto"
     # conversations
     conversation_batch: int = 10
     conversation_concurrency: int = 4
@@ -301,6 +302,9 @@ def load_config(env: Mapping[str, str] | None = None, *, need_delivery: bool = T
         metrics_host=r.raw("NIKITA_SHIM_METRICS_HOST") or "127.0.0.1",
         log_level=r.choice("NIKITA_SHIM_LOG_LEVEL", "info", LOG_LEVELS),
         log_format=r.choice("NIKITA_SHIM_LOG_FORMAT", "logfmt", LOG_FORMATS),
+        log_priority_prefix=r.choice(
+            "NIKITA_SHIM_LOG_PRIORITY_PREFIX", "auto", ("auto", "yes", "no")
+        ),
         conversation_batch=r.integer("NIKITA_SHIM_CONVERSATION_BATCH", 10, 1, 1000),
         conversation_concurrency=r.integer("NIKITA_SHIM_CONVERSATION_CONCURRENCY", 4, 1, 100),
         conversation_lease=r.seconds("NIKITA_SHIM_CONVERSATION_LEASE", 300.0, 5, 86400),

@@ -1,4 +1,8 @@
-"""`nikita-shim status` (tables) and `nikita-shim check` (exit code for monitoring)."""
+"""`nikita-shim status` (tables) and `nikita-shim check` (a monitoring plugin).
+
+`check` follows the monitoring-plugins convention (Nagios, Icinga, Sensu): exit 0 OK,
+1 WARNING, 2 CRITICAL, 3 UNKNOWN, and one line `NIKITA-SHIM STATE - text | perfdata`.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,10 @@ EXIT_OK = 0
 EXIT_UNHEALTHY = 1
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
+
+# monitoring-plugin states of `check`
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+STATE_NAMES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 
 
 def _cell(value: Any) -> str:
@@ -57,6 +65,12 @@ def _is_number(value: Any) -> bool:
     )
 
 
+def job_failing(row: dict[str, Any]) -> bool:
+    """The job's last failure is more recent than its last success (job_health row)."""
+    failure, success = row.get("last_failure_at"), row.get("last_success_at")
+    return failure is not None and (success is None or failure > success)
+
+
 def problems(
     queue: Sequence[dict[str, Any]], jobs: Sequence[dict[str, Any]], max_lag: float
 ) -> list[str]:
@@ -73,10 +87,43 @@ def problems(
         name = row.get("job_name")
         if row.get("overdue"):
             found.append(f"job {name}: overdue (last run {_cell(row.get('last_run_at'))})")
-        failure, success = row.get("last_failure_at"), row.get("last_success_at")
-        if failure is not None and (success is None or failure > success):
-            found.append(f"job {name}: last run failed at {_cell(failure)}")
+        if job_failing(row):
+            found.append(f"job {name}: last run failed at {_cell(row.get('last_failure_at'))}")
     return found
+
+
+def plugin_line(state: int, text: str, perfdata: Sequence[str] = ()) -> str:
+    line = f"NIKITA-SHIM {STATE_NAMES[state]} - {' '.join(text.split())}"
+    return line + (" | " + " ".join(perfdata) if perfdata else "")
+
+
+def check_state(
+    queue: Sequence[dict[str, Any]],
+    jobs: Sequence[dict[str, Any]],
+    warning: float,
+    critical: float,
+) -> tuple[int, str, list[str]]:
+    """(state, text, perfdata): lag over `critical` is CRITICAL; lag over `warning`, an
+    overdue job or a job whose last run failed is WARNING (the queue still delivers)."""
+    state, perf = OK, []
+    for row in queue:
+        platform, lag = row.get("platform"), float(row.get("oldest_due_lag_s") or 0)
+        if lag > critical:
+            state = CRITICAL
+        elif lag > warning:
+            state = max(state, WARNING)
+        perf += [
+            f"{platform}_lag={lag:.0f}s;{warning:g};{critical:g};0",
+            f"{platform}_pending={int(row.get('pending') or 0)};;;0",
+            f"{platform}_due={int(row.get('due_now') or 0)};;;0",
+        ]
+    overdue = sum(1 for row in jobs if row.get("overdue"))
+    failing = sum(1 for row in jobs if job_failing(row))
+    if overdue or failing:
+        state = max(state, WARNING)
+    perf += [f"jobs_overdue={overdue};0;;0", f"jobs_failing={failing};0;;0"]
+    found = problems(queue, jobs, warning)
+    return state, "; ".join(found) if found else "queue and jobs healthy", perf
 
 
 def render_status(queue: Sequence[dict[str, Any]], jobs: Sequence[dict[str, Any]]) -> str:

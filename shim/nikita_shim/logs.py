@@ -1,5 +1,8 @@
 """Structured logging: one line per record, logfmt (default) or JSON.
 
+Under systemd each line starts with its syslog priority (`<3>` err ... `<7>` debug,
+sd-daemon(3)), which journald strips and stores, so `journalctl -p err` filters by level.
+
 Fields are passed as `extra={"fields": {...}}`. Third-party loggers that could print a URL
 containing the bot token (httpx logs every request at INFO) are held at WARNING.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -80,14 +84,60 @@ class JsonFormatter(LogfmtFormatter):
         return self._redact(json.dumps(doc, ensure_ascii=False, default=str))
 
 
+# sd-daemon(3): SD_CRIT, SD_ERR, SD_WARNING, SD_INFO, SD_DEBUG
+_PRIORITY = {
+    logging.CRITICAL: "<2>",
+    logging.ERROR: "<3>",
+    logging.WARNING: "<4>",
+    logging.INFO: "<6>",
+    logging.DEBUG: "<7>",
+}
+
+
+class PriorityPrefix(logging.Formatter):
+    """Wraps a formatter: the line gets the syslog priority prefix of its level."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = record.levelno
+        prefix = _PRIORITY.get(level) or ("<3>" if level >= logging.ERROR else "<7>")
+        return prefix + self._inner.format(record)
+
+
+def stream_is_journal(stream: TextIO, environ: dict[str, str] | None = None) -> bool:
+    """systemd connected this stream to the journal: JOURNAL_STREAM ("device:inode") names it.
+
+    Compared with the stream's own device and inode, as systemd.exec(5) asks: a child process
+    that inherits the variable but writes elsewhere gets plain lines.
+    """
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    dev, _, ino = value.partition(":")
+    try:
+        st = os.fstat(stream.fileno())
+        return (int(dev), int(ino)) == (st.st_dev, st.st_ino)
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
 def setup_logging(
     level: str = "info",
     fmt: str = "logfmt",
     secrets: tuple[str, ...] = (),
     stream: TextIO | None = None,
+    priority_prefix: str = "auto",
 ) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter(secrets) if fmt == "json" else LogfmtFormatter(secrets))
+    """priority_prefix: "auto" (when stderr is the journal), "yes" or "no"."""
+    out = stream or sys.stderr
+    handler = logging.StreamHandler(out)
+    formatter: logging.Formatter = (
+        JsonFormatter(secrets) if fmt == "json" else LogfmtFormatter(secrets)
+    )
+    if priority_prefix == "yes" or (priority_prefix == "auto" and stream_is_journal(out)):
+        formatter = PriorityPrefix(formatter)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -1,8 +1,24 @@
-"""Prometheus metrics, in a registry of the shim's own (no process-global state)."""
+"""Prometheus metrics, in a registry of the shim's own (no process-global state).
+
+The queue and job gauges describe the whole database, not this replica: every replica
+exports the same values, and dashboards and alert rules aggregate them with max() by
+platform / job (docs/shim.md, deploy/prometheus/nikita-alerts.yml), never sum().
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
+
+from . import __version__
 
 PLATFORMS = ("telegram", "voice")
 OUTCOMES = ("delivered", "retry", "failed", "unknown", "deferred", "released", "disabled")
@@ -15,6 +31,13 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # process_* (CPU, memory, open fds, start time) and python_info: the default registry
+        # has them, a registry of our own must add them.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        Info("nikita_shim_build", "Version of the running shim", registry=r).info(
+            {"version": __version__}
+        )
         self.deliveries = Counter(
             "nikita_shim_deliveries",
             "Delivery attempts by platform and outcome",
@@ -47,6 +70,18 @@ class Metrics:
             "nikita_shim_queue_oldest_due_lag_seconds",
             "Age of the oldest due pending event (queue_health)",
             ["platform"],
+            registry=r,
+        )
+        self.job_overdue = Gauge(
+            "nikita_shim_job_overdue",
+            "1 when the job has no success within twice its interval (job_health)",
+            ["job_name"],  # not "job": that is the scrape target's label
+            registry=r,
+        )
+        self.job_failing = Gauge(
+            "nikita_shim_job_failing",
+            "1 when the job's last run failed after its last success (job_health)",
+            ["job_name"],  # not "job": that is the scrape target's label
             registry=r,
         )
         self.db_connected = Gauge("nikita_shim_db_connected", "1 when connected", registry=r)

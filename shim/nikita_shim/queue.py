@@ -121,6 +121,13 @@ class EventQueue:
             await cur.execute(queries.QUEUE_HEALTH)
             return await cur.fetchall()
 
+    async def job_health(self) -> list[dict[str, Any]]:
+        """Rows of nikita.job_health, by column name (metrics)."""
+        async with self._db.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(queries.JOB_HEALTH)
+            return await cur.fetchall()
+
     async def sweep(self) -> dict[str, Any] | None:
         if not self.can_sweep:
             return None

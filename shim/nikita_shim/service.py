@@ -21,6 +21,7 @@ from .config import Config
 from .connector import CHANNEL_CONVERSATIONS, CHANNEL_EVENTS, Connector, DbLost, SchemaMissing
 from .conversation_store import ConversationStore
 from .conversations import ConversationLoop, Processor
+from .health import job_failing
 from .loop import DeliveryLoop
 from .metrics import Metrics
 from .queue import EventQueue
@@ -189,6 +190,7 @@ class Shim:
         self.notifier.status(f"crashed: task {name} failed; exiting with {EXIT_CRASH}")
 
     async def _refresh_metrics(self) -> None:
+        # Every replica exports the same cluster-wide gauges; rules aggregate with max().
         while True:
             if self.db.connected.is_set():
                 try:
@@ -197,6 +199,9 @@ class Shim:
                         self.metrics.queue_pending.labels(p).set(row.get("pending") or 0)
                         self.metrics.queue_due.labels(p).set(row.get("due_now") or 0)
                         self.metrics.queue_lag.labels(p).set(row.get("oldest_due_lag_s") or 0)
+                    for row in await self.queue.job_health():
+                        self.metrics.job_overdue.labels(row["job_name"]).set(bool(row["overdue"]))
+                        self.metrics.job_failing.labels(row["job_name"]).set(job_failing(row))
                 except DbLost:
                     pass
                 except Exception as exc:

@@ -3,6 +3,7 @@ the conversation processor."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 import httpx
 from fakes import shim
 from fakes.shim import ShimProcess, make_user, running_shim, schedule, shim_env, wait_for
+
+from nikita_shim import __version__
 
 SHIM = Path(sys.executable).parent / "nikita-shim"
 
@@ -34,11 +37,25 @@ async def _jobs_all_fine(conn) -> None:
     )
 
 
+PLUGIN_LINE = re.compile(r"^NIKITA-SHIM (OK|WARNING|CRITICAL|UNKNOWN) - [^\n|]+( \| [^\n]+)?\n$")
+
+
+def plugin(out: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
+    """(exit code, text, perfdata) of `check`, after asserting the one-line plugin format."""
+    assert PLUGIN_LINE.match(out.stdout), out
+    state = ("OK", "WARNING", "CRITICAL", "UNKNOWN")[out.returncode]
+    assert out.stdout.startswith(f"NIKITA-SHIM {state} - "), out
+    text, _, perf = out.stdout.strip().partition(" | ")
+    return out.returncode, text, perf
+
+
 async def test_check_and_status_healthy(queue_db, conn):
     await _jobs_all_fine(conn)
-    out = cli("check", db_url=queue_db)
-    assert out.returncode == 0, out
-    assert out.stdout.strip() == "OK"
+    code, text, perf = plugin(cli("check", db_url=queue_db))
+    assert code == 0
+    assert text == "NIKITA-SHIM OK - queue and jobs healthy"
+    for item in ("telegram_lag=0s;300;900;0", "voice_pending=0;;;0", "jobs_failing=0;0;;0"):
+        assert item in perf.split(), perf
     out = cli("status", db_url=queue_db)
     assert out.returncode == 0, out
     assert "Queue" in out.stdout and "Jobs" in out.stdout
@@ -49,7 +66,7 @@ async def test_check_and_status_healthy(queue_db, conn):
     assert '"queue"' in out.stdout and '"jobs"' in out.stdout
 
 
-async def test_check_fails_on_old_due_events_and_failed_jobs(queue_db, conn):
+async def test_check_warning_and_critical(queue_db, conn):
     await _jobs_all_fine(conn)
     user = await make_user(conn, telegram_id=11)
     eid = await schedule(conn, user, "telegram", {"text": "stuck"})
@@ -57,27 +74,45 @@ async def test_check_fails_on_old_due_events_and_failed_jobs(queue_db, conn):
         "UPDATE nikita.scheduled_events SET scheduled_at = now() - interval '1 hour' WHERE id = %s",
         (eid,),
     )
-    out = cli("check", db_url=queue_db)
-    assert out.returncode == 1, out
-    assert "queue telegram" in out.stdout and "waiting" in out.stdout
-    assert cli("check", db_url=queue_db, NIKITA_SHIM_CHECK_MAX_LAG="7200").returncode == 0
+    code, text, perf = plugin(cli("check", db_url=queue_db))  # 300 s / 900 s
+    assert code == 2
+    assert "queue telegram" in text and "waiting" in text
+    assert "telegram_due=1;;;0" in perf.split()
+    code, text, _ = plugin(cli("check", "-w", "600", "-c", "7200", db_url=queue_db))
+    assert code == 1 and "queue telegram" in text
+    assert plugin(cli("check", db_url=queue_db, NIKITA_SHIM_CHECK_MAX_LAG="7200"))[0] == 0
 
     await conn.execute(
         "INSERT INTO nikita.job_executions (job_name, started_at, completed_at, status, error,"
         " duration_ms) VALUES ('decay', now(), now() + interval '1 second', 'failed', 'boom', 5)"
     )
-    out = cli("check", db_url=queue_db, NIKITA_SHIM_CHECK_MAX_LAG="7200")
-    assert out.returncode == 1
-    assert "job decay: last run failed" in out.stdout
+    code, text, perf = plugin(cli("check", db_url=queue_db, NIKITA_SHIM_CHECK_MAX_LAG="7200"))
+    assert code == 1
+    assert "job decay: last run failed" in text
+    assert "jobs_failing=1;0;;0" in perf.split()
 
 
-def test_check_database_unreachable_exits_3():
+def test_check_database_unreachable_is_critical():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    out = cli("check", db_url=f"postgresql://nobody@127.0.0.1:{port}/nikita")
-    assert out.returncode == 3
-    assert "unreachable" in out.stderr
+    code, text, _ = plugin(cli("check", db_url=f"postgresql://nobody@127.0.0.1:{port}/nikita"))
+    assert code == 2
+    assert "database unreachable" in text
+
+
+def test_check_unknown(queue_db):
+    # reachable, but no nikita schema there (the cluster's postgres database)
+    other = re.sub(r"dbname=\S+", "dbname=postgres", queue_db)
+    assert other != queue_db
+    code, text, _ = plugin(cli("check", db_url=other))
+    assert code == 3 and "cannot read health views" in text
+    code, text, _ = plugin(cli("check", "-w", "900", "-c", "60", db_url=queue_db))
+    assert code == 3 and "bad -w/-c" in text
+    out = cli("check", db_url=queue_db, NIKITA_SHIM_CONCURRENCY="-3")
+    code, text, _ = plugin(out)
+    assert code == 3 and "invalid configuration" in text
+    assert "NIKITA_SHIM_CONCURRENCY" in out.stderr
 
 
 async def test_metrics_endpoint(queue_db, conn, tg):
@@ -99,6 +134,12 @@ async def test_metrics_endpoint(queue_db, conn, tg):
     assert "nikita_shim_db_connected 1.0" in text
     assert "nikita_shim_in_flight" in text
     assert 'nikita_shim_queue_pending{platform="telegram"}' in text
+    # process metrics, the version, the job gauges (cluster-wide, like the queue's)
+    for name in ("process_resident_memory_bytes", "process_open_fds", "python_info"):
+        assert f"\n{name}" in text, name
+    assert f'nikita_shim_build_info{{version="{__version__}"}} 1.0' in text
+    assert 'nikita_shim_job_overdue{job_name="decay"}' in text
+    assert 'nikita_shim_job_failing{job_name="sweep"}' in text
 
 
 async def test_console_transport_without_a_token(queue_db, conn, tmp_path):

@@ -127,7 +127,7 @@ def test_cli_configuration_error_hides_the_password():
     out = subprocess.run(
         [str(SHIM), "check"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
-    assert out.returncode == 2, out
+    assert out.returncode == 3, out  # check: UNKNOWN
     assert "DATABASE_URL" in out.stderr
     for piece in ("s3cr3t", "pa ss", "ss:wd", "wd@"):
         assert piece not in out.stderr + out.stdout, out.stderr
