@@ -268,3 +268,39 @@ def test_partial_run_then_whole_has_no_duplicates(game_db: str) -> None:
         "SELECT count(*), count(DISTINCT (source_table, source_key, reason))"
         " FROM nikita_import.report",
     ) == [(31, 31)]
+
+
+def test_legacy_pending_registrations(game_db: str) -> None:
+    """Before the game's 20260424120000 rename: pending_registrations, otp_state, otp_attempts."""
+    with psycopg.connect(game_db) as conn:
+        conn.execute(
+            "ALTER TABLE game.telegram_signup_sessions"
+            " DROP CONSTRAINT telegram_signup_sessions_signup_state_check;"
+            " ALTER TABLE game.telegram_signup_sessions RENAME TO pending_registrations;"
+            " ALTER TABLE game.pending_registrations RENAME signup_state TO otp_state;"
+            " ALTER TABLE game.pending_registrations RENAME attempts TO otp_attempts;"
+            " UPDATE game.pending_registrations SET otp_state = CASE telegram_id"
+            "   WHEN 2001 THEN 'pending' WHEN 2003 THEN 'expired' WHEN 2004 THEN 'verified'"
+            "   ELSE otp_state END"
+        )
+    run_all(game_db)
+    assert rows(
+        game_db,
+        "SELECT telegram_id, email, signup_state FROM nikita.signup_sessions ORDER BY 1",
+    ) == [
+        (2001, None, "awaiting_email"),
+        (2002, "ana@example.com", "awaiting_code"),
+        (2004, "cy@example.com", "verified"),
+    ]
+    assert rows(
+        game_db,
+        "SELECT source_key, reason, action FROM nikita_import.report"
+        " WHERE source_table = 'pending_registrations' ORDER BY 1, 2",
+    ) == [
+        ("2001", "email_invalid", "changed"),
+        ("2002", "no_chat_id", "changed"),
+        ("2003", "expired", "skipped"),
+        ("2004", "attempts_out_of_range", "changed"),
+        ("2005", "expired", "skipped"),
+        ("2006", "email_invalid", "skipped"),
+    ]
