@@ -28,8 +28,16 @@ EXIT_UNAVAILABLE = 3
 _NOTHING_STATES = {"P0002", "55000", "23505"}
 
 _EVENT_COLUMNS = (
-    "id", "user_id", "event_type", "platform", "status", "order_time", "scheduled_at",
-    "attempts", "error_count", "last_error",
+    "id",
+    "user_id",
+    "event_type",
+    "platform",
+    "status",
+    "order_time",
+    "scheduled_at",
+    "attempts",
+    "error_count",
+    "last_error",
 )
 _RUN_COLUMNS = ("id", "job_name", "status", "started_at", "duration_ms", "result", "error")
 
@@ -79,7 +87,12 @@ def _query(args: argparse.Namespace) -> tuple[str, tuple[Any, ...]]:
     match (args.command, args.action):
         case ("events", "list"):
             return q.FIND_EVENTS, (
-                args.user, args.status, args.event_type, args.since, args.until, args.limit,
+                args.user,
+                args.status,
+                args.event_type,
+                args.since,
+                args.until,
+                args.limit,
                 args.with_text,
             )
         case ("events", "show"):
@@ -129,7 +142,9 @@ def render(args: argparse.Namespace, rows: Sequence[dict[str, Any]]) -> str:
         keys = list(dict.fromkeys(k for e in errors for k in e))  # entries differ in keys
         errors = [{k: _clip(e.get(k)) for k in keys} for e in errors]
         width = max(len(k) for k in row)
-        lines = [f"{k.ljust(width)}  {_clip(v, 200) if v is not None else '-'}" for k, v in row.items()]
+        lines = [
+            f"{k.ljust(width)}  {_clip(v, 200) if v is not None else '-'}" for k, v in row.items()
+        ]
         return "\n".join(lines) + "\n\n" + render_table("Errors", errors)
     if args.action in ("retry", "cancel"):
         key, value = next(iter(rows[0].items()))
@@ -161,7 +176,9 @@ def main(args: argparse.Namespace) -> int:
     sql, params = _query(args)
     try:
         with psycopg.connect(
-            cfg.database_url, autocommit=True, row_factory=dict_row,
+            cfg.database_url,
+            autocommit=True,
+            row_factory=dict_row,
             connect_timeout=max(1, round(cfg.connect_timeout)),
         ) as conn:
             rows = conn.execute(sql, params).fetchall()

@@ -88,17 +88,14 @@ JOB_HEALTH: Final = "SELECT * FROM nikita.job_health ORDER BY 1"
 # (user, status, type, from, to, limit, with_text) -> find_events rows; times and ids are cast
 # by PostgreSQL, so a bad value is its error (22P02, 22007, ...), reported as bad input.
 FIND_EVENTS: Final = (
-    "SELECT * FROM nikita.find_events(%s::uuid, %s, %s, %s::timestamptz, %s::timestamptz, %s,"
-    " %s)"
+    "SELECT * FROM nikita.find_events(%s::uuid, %s, %s, %s::timestamptz, %s::timestamptz, %s, %s)"
 )
 # (id, with_text) -> one row with errors (P0002: no such event)
 SHOW_EVENT: Final = "SELECT * FROM nikita.show_event(%s::uuid, %s)"
 # (id, due time or NULL) -> the due time (P0002, 55000 not failed, 23505 dedupe key in use)
 RETRY_EVENT: Final = "SELECT nikita.retry_event(%s::uuid, %s::timestamptz) AS due_at"
 # (user or NULL, type or NULL) -> number cancelled
-CANCEL_PENDING_EVENTS: Final = (
-    "SELECT nikita.cancel_pending_events(%s::uuid, %s) AS cancelled"
-)
+CANCEL_PENDING_EVENTS: Final = "SELECT nikita.cancel_pending_events(%s::uuid, %s) AS cancelled"
 # () -> the job catalog
 LIST_JOBS: Final = "SELECT * FROM nikita.list_jobs()"
 # (job, status, from, to, limit) -> job_executions rows

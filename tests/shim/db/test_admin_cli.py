@@ -77,8 +77,10 @@ def seed(db_url: str) -> dict[str, uuid.UUID]:
         f = sched(u1, "-1 minute")
         claimed = conn.execute("SELECT id, lock_token FROM nikita.claim_events('w', 10)").fetchall()
         assert [r[0] for r in claimed] == [f]
-        conn.execute("SELECT nikita.fail_event(%s, %s, 'Forbidden: bot was blocked', false)",
-                     (f, claimed[0][1]))
+        conn.execute(
+            "SELECT nikita.fail_event(%s, %s, 'Forbidden: bot was blocked', false)",
+            (f, claimed[0][1]),
+        )
         p = sched(u1, "1 hour")
         q = sched(u2, "1 hour")
     return {"u1": u1, "u2": u2, "f": f, "p": p, "q": q}
@@ -88,7 +90,8 @@ def event(db_url: str, eid: uuid.UUID) -> tuple[Any, ...]:
     with psycopg.connect(db_url) as conn:
         row = conn.execute(
             "SELECT status, attempts, jsonb_array_length(errors) FROM nikita.scheduled_events"
-            " WHERE id = %s", (eid,)
+            " WHERE id = %s",
+            (eid,),
         ).fetchone()
     assert row is not None
     return tuple(row)
