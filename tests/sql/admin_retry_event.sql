@@ -1,7 +1,7 @@
 -- retry_event (functions/admin_retry_event.sql): failed -> pending, attempts reset, history
 -- kept and the retry recorded, its place in the player's order, bad input.
 BEGIN;
-SELECT plan(19);
+SELECT plan(21);
 \ir _shared/events.psql
 \ir _shared/admin.psql
 
@@ -54,6 +54,16 @@ INSERT INTO ev SELECT 'd2', nikita.schedule_event(pg_temp.u(3), 'telegram', 'fol
     '{"text": "x"}', now() + interval '1 hour', 'k1');
 SELECT throws_like(format('SELECT nikita.retry_event(%L)', pg_temp.ev('d1')),
     '%has dedupe key "k1", which live event%', 'a live event holds its dedupe key: 23505');
+
+-- Expired by the sweep (order_at never set): the retry keeps the time the app asked for.
+CALL pg_temp.sched('e1', 3, '-2 days');
+CREATE TEMP TABLE e1_before AS SELECT scheduled_at FROM nikita.scheduled_events WHERE id = pg_temp.ev('e1');
+SELECT nikita.sweep_events();
+SELECT results_eq($$SELECT status, last_error FROM nikita.scheduled_events WHERE id = pg_temp.ev('e1')$$,
+    $$VALUES ('failed'::text, 'expired'::text)$$, 'e1 expired');
+SELECT nikita.retry_event(pg_temp.ev('e1'));
+SELECT is((SELECT order_at FROM nikita.scheduled_events WHERE id = pg_temp.ev('e1')),
+    (SELECT scheduled_at FROM e1_before), 'an expired event retried keeps its place too');
 
 SELECT throws_ok($$SELECT nikita.retry_event('00000000-0000-0000-0000-0000000000ff')$$, 'P0002',
     NULL, 'unknown event');
