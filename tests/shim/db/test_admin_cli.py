@@ -5,6 +5,7 @@ exit codes as docs/shim.md "events and jobs" documents them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -23,23 +24,28 @@ LOCK_CLASS = 1313559617
 SWEEP_LOCK_KEY = 2
 
 
+@contextlib.contextmanager
 def _role_url(db_url: str, in_ops: bool) -> Iterator[str]:
+    """db_url as a new login role (cluster-wide: dropped again whatever the test did)."""
     role = f"ops_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role} LOGIN" + (" IN ROLE nikita_ops" if in_ops else ""))
         if not in_ops:
             conn.execute(f"GRANT USAGE ON SCHEMA nikita TO {role}")
-    yield make_conninfo(db_url, user=role)
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        if not in_ops:
-            conn.execute(f"REVOKE USAGE ON SCHEMA nikita FROM {role}")
-        conn.execute(f"DROP ROLE {role}")
+    try:
+        yield make_conninfo(db_url, user=role)
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            if not in_ops:
+                conn.execute(f"REVOKE USAGE ON SCHEMA nikita FROM {role}")
+            conn.execute(f"DROP ROLE {role}")
 
 
 @pytest.fixture
 def ops_url(db_url: str) -> Iterator[str]:
     """db_url as a fresh login role granted nikita_ops (and nothing else)."""
-    yield from _role_url(db_url, in_ops=True)
+    with _role_url(db_url, in_ops=True) as url:
+        yield url
 
 
 def cli(url: str | None, *args: str) -> subprocess.CompletedProcess[str]:
@@ -179,7 +185,7 @@ def test_bad_input(ops_url: str, args: list[str], code: int, says: str) -> None:
 
 
 def test_unavailable_and_unconfigured(db_url: str) -> None:
-    for url in _role_url(db_url, in_ops=False):
+    with _role_url(db_url, in_ops=False) as url:
         denied = cli(url, "jobs", "list")
         assert denied.returncode == 3 and "42501" in denied.stderr
     refused = cli(make_conninfo(db_url, port="1"), "events", "list")
