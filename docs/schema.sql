@@ -19,6 +19,60 @@ SET row_security = off;
 CREATE SCHEMA nikita;
 
 --
+-- Name: _admin_check_filter(text, text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._admin_check_filter(p_what text, p_value text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_allowed text[] := CASE p_what
+        WHEN 'status' THEN ARRAY['pending', 'sending', 'delivered', 'failed', 'cancelled']
+        WHEN 'event_type' THEN ARRAY['message_delivery', 'call_reminder', 'boss_prompt',
+            'follow_up', 'game_over', 'ops_alert']
+    END;
+BEGIN
+    IF p_value IS NOT NULL AND NOT p_value = ANY (v_allowed) THEN
+        RAISE EXCEPTION '% must be one of %, not "%"', p_what,
+            pg_catalog.array_to_string(v_allowed, ', '), p_value
+            USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+
+--
+-- Name: FUNCTION _admin_check_filter(p_what text, p_value text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._admin_check_filter(p_what text, p_value text) IS 'Internal to the operator API: 22023 unless p_value (NULL: no filter) is a valid scheduled_events status or event_type (p_what).';
+
+--
+-- Name: _admin_content(text, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._admin_content(p_platform text, p_content jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        'keys', (SELECT pg_catalog.jsonb_agg(k ORDER BY k) FROM pg_catalog.jsonb_object_keys(p_content) AS k),
+        'chat_id', CASE WHEN p_platform = 'telegram' THEN p_content -> 'chat_id' END,
+        'text_chars', pg_catalog.length(p_content ->> 'text'),
+        'to_number', CASE WHEN p_content ? 'to_number' THEN
+            pg_catalog.left(p_content ->> 'to_number', 3)
+            || pg_catalog.repeat('*', greatest(pg_catalog.length(p_content ->> 'to_number') - 7, 0))
+            || pg_catalog.right(p_content ->> 'to_number', 4) END
+    ));
+$$;
+
+--
+-- Name: FUNCTION _admin_content(p_platform text, p_content jsonb); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._admin_content(p_platform text, p_content jsonb) IS 'Internal to the operator API: what an operator sees of an event''s content without p_with_text: its keys, chat_id, the text''s length, the number masked to its last 4 digits.';
+
+--
 -- Name: _backoff(integer); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -2864,6 +2918,38 @@ $$;
 COMMENT ON FUNCTION nikita.cancel_event(p_id uuid) IS 'Cancel a pending event. True when cancelled; false when it is unknown, in flight or already settled (it is left as it is). 22004 for a null id.';
 
 --
+-- Name: cancel_pending_events(uuid, text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.cancel_pending_events(p_user_id uuid DEFAULT NULL::uuid, p_event_type text DEFAULT NULL::text) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_n integer;
+BEGIN
+    IF p_user_id IS NULL AND p_event_type IS NULL THEN
+        RAISE EXCEPTION 'give a user_id, an event_type or both' USING ERRCODE = '22004';
+    END IF;
+    PERFORM nikita._admin_check_filter('event_type', p_event_type);
+    UPDATE nikita.scheduled_events AS e
+    SET status = 'cancelled'
+    WHERE
+        e.status = 'pending'
+        AND (p_user_id IS NULL OR e.user_id = p_user_id)
+        AND (p_event_type IS NULL OR e.event_type = p_event_type);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+
+--
+-- Name: FUNCTION cancel_pending_events(p_user_id uuid, p_event_type text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.cancel_pending_events(p_user_id uuid, p_event_type text) IS 'Operator API: cancel the pending events of user p_user_id and/or of type p_event_type (both: that type of that user); returns how many (0: none). In-flight events are not recalled. 22004: neither given; 22023: unknown event_type. Executable by nikita_ops.';
+
+--
 -- Name: cancel_user_events(uuid); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -3901,6 +3987,55 @@ $$;
 COMMENT ON FUNCTION nikita.fail_summary(p_id bigint, p_lock_token uuid, p_error text, p_retryable boolean) IS 'Record a failed writer attempt; the factual summary_text stays. Retryable (default; NULL counts as retryable): back to pending while attempts remain, failed after summary_writer_max_attempts; not retryable: failed. Returns the new state, NULL when the lease was lost. 22004: NULL id or token.';
 
 --
+-- Name: find_events(uuid, text, text, timestamp with time zone, timestamp with time zone, integer, boolean); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.find_events(p_user_id uuid DEFAULT NULL::uuid, p_status text DEFAULT NULL::text, p_event_type text DEFAULT NULL::text, p_from timestamp with time zone DEFAULT NULL::timestamp with time zone, p_to timestamp with time zone DEFAULT NULL::timestamp with time zone, p_limit integer DEFAULT 50, p_with_text boolean DEFAULT false) RETURNS TABLE(id uuid, user_id uuid, platform text, event_type text, status text, order_time timestamp with time zone, scheduled_at timestamp with time zone, attempts integer, max_attempts integer, error_count integer, last_error text, delivered_at timestamp with time zone, created_at timestamp with time zone, updated_at timestamp with time zone, content jsonb)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM nikita._admin_check_filter('status', p_status);
+    PERFORM nikita._admin_check_filter('event_type', p_event_type);
+    IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'limit must be between 1 and 1000, not %', coalesce(p_limit::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF p_with_text IS NULL THEN
+        RAISE EXCEPTION 'with_text must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF p_from > p_to THEN
+        RAISE EXCEPTION 'time range is empty: from % is after to %', p_from, p_to
+            USING ERRCODE = '22023';
+    END IF;
+    -- The time range and the order are the user's order key: the time the app asked for.
+    RETURN QUERY
+    SELECT
+        e.id, e.user_id, e.platform, e.event_type, e.status,
+        coalesce(e.order_at, e.scheduled_at), e.scheduled_at, e.attempts, e.max_attempts,
+        pg_catalog.jsonb_array_length(e.errors), e.last_error, e.delivered_at, e.created_at,
+        e.updated_at,
+        CASE WHEN p_with_text THEN e.content
+            ELSE nikita._admin_content(e.platform, e.content) END
+    FROM nikita.scheduled_events AS e
+    WHERE
+        (p_user_id IS NULL OR e.user_id = p_user_id)
+        AND (p_status IS NULL OR e.status = p_status)
+        AND (p_event_type IS NULL OR e.event_type = p_event_type)
+        AND (p_from IS NULL OR coalesce(e.order_at, e.scheduled_at) >= p_from)
+        AND (p_to IS NULL OR coalesce(e.order_at, e.scheduled_at) < p_to)
+    ORDER BY coalesce(e.order_at, e.scheduled_at) DESC, e.seq DESC
+    LIMIT p_limit;
+END
+$$;
+
+--
+-- Name: FUNCTION find_events(p_user_id uuid, p_status text, p_event_type text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer, p_with_text boolean); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.find_events(p_user_id uuid, p_status text, p_event_type text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer, p_with_text boolean) IS 'Operator API: events by user, status, event_type and time range [p_from, p_to) of the time the app asked for (order_time = coalesce(order_at, scheduled_at)), newest first, at most p_limit (1..1000). content is a summary (keys, chat_id, text_chars, masked to_number) unless p_with_text. 22023: unknown status or event_type, limit out of range, p_from after p_to; 22004: null with_text. Executable by nikita_ops.';
+
+--
 -- Name: generate_daily_summaries(timestamp with time zone, interval); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -4169,6 +4304,71 @@ CREATE FUNCTION nikita.is_valid_timezone(p_name text) RETURNS boolean
 COMMENT ON FUNCTION nikita.is_valid_timezone(p_name text) IS 'True when p_name is an IANA time zone name known to this server (pg_timezone_names; the names known at install are looked up in a constant, others in pg_timezone_names).';
 
 --
+-- Name: list_job_runs(text, text, timestamp with time zone, timestamp with time zone, integer); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.list_job_runs(p_job_name text DEFAULT NULL::text, p_status text DEFAULT NULL::text, p_from timestamp with time zone DEFAULT NULL::timestamp with time zone, p_to timestamp with time zone DEFAULT NULL::timestamp with time zone, p_limit integer DEFAULT 50) RETURNS TABLE(id bigint, job_name text, status text, started_at timestamp with time zone, completed_at timestamp with time zone, duration_ms integer, result jsonb, error text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_job_name IS NOT NULL THEN
+        PERFORM nikita._job_lock_key(p_job_name);  -- unknown job: 22023 naming the jobs
+    END IF;
+    IF p_status IS NOT NULL AND p_status NOT IN ('running', 'completed', 'failed', 'skipped') THEN
+        RAISE EXCEPTION 'status must be one of running, completed, failed, skipped, not "%"',
+            p_status
+            USING ERRCODE = '22023';
+    END IF;
+    IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'limit must be between 1 and 1000, not %', coalesce(p_limit::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF p_from > p_to THEN
+        RAISE EXCEPTION 'time range is empty: from % is after to %', p_from, p_to
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    SELECT
+        e.id, e.job_name, e.status, e.started_at, e.completed_at, e.duration_ms, e.result,
+        e.error
+    FROM nikita.job_executions AS e
+    WHERE
+        (p_job_name IS NULL OR e.job_name = p_job_name)
+        AND (p_status IS NULL OR e.status = p_status)
+        AND (p_from IS NULL OR e.started_at >= p_from)
+        AND (p_to IS NULL OR e.started_at < p_to)
+    ORDER BY e.started_at DESC, e.id DESC
+    LIMIT p_limit;
+END
+$$;
+
+--
+-- Name: FUNCTION list_job_runs(p_job_name text, p_status text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.list_job_runs(p_job_name text, p_status text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer) IS 'Operator API: job_executions rows by job, status and start time in [p_from, p_to), newest first, at most p_limit (1..1000). 22023: unknown job or status, limit out of range, p_from after p_to. Executable by nikita_ops.';
+
+--
+-- Name: list_jobs(); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.list_jobs() RETURNS TABLE(job_name text, schedule text, run_interval interval, step text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT c.job_name, c.schedule, c.run_interval, c.step
+    FROM nikita.job_catalog AS c
+    ORDER BY c.lock_key;
+$$;
+
+--
+-- Name: FUNCTION list_jobs(); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.list_jobs() IS 'Operator API: the jobs of nikita.job_catalog (name, pg_cron schedule in UTC, expected interval, step function). Executable by nikita_ops.';
+
+--
 -- Name: next_due_at(); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -4187,6 +4387,77 @@ $$;
 --
 
 COMMENT ON FUNCTION nikita.next_due_at() IS 'scheduled_at of the earliest pending event that claim_events could take (possibly in the past: due now): ops alerts and the head of each user with nothing in flight (a user''s later event waits behind its head), ignoring events past max_lateness; NULL when there is none.';
+
+--
+-- Name: retry_event(uuid, timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.retry_event(p_id uuid, p_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_status text;
+    v_dedupe text;
+    v_other uuid;
+    v_at timestamptz := coalesce(p_at, pg_catalog.now());
+BEGIN
+    IF p_id IS NULL THEN
+        RAISE EXCEPTION 'id must not be null' USING ERRCODE = '22004';
+    END IF;
+    -- A time in the past would be failed as expired by the sweep once past max_lateness.
+    IF p_at < pg_catalog.now() THEN
+        RAISE EXCEPTION 'retry time % is in the past', p_at
+            USING ERRCODE = '22023', HINT = 'omit it to retry now';
+    END IF;
+    SELECT e.status, e.dedupe_key INTO v_status, v_dedupe
+    FROM nikita.scheduled_events AS e
+    WHERE e.id = p_id
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no event %', p_id USING ERRCODE = 'P0002';
+    END IF;
+    IF v_status <> 'failed' THEN
+        RAISE EXCEPTION 'event % is %: only a failed event can be retried', p_id, v_status
+            USING ERRCODE = '55000';
+    END IF;
+    -- Its dedupe key is unique among live events: a newer live event with it wins.
+    IF v_dedupe IS NOT NULL THEN
+        SELECT e.id INTO v_other
+        FROM nikita.scheduled_events AS e
+        WHERE e.dedupe_key = v_dedupe AND e.status IN ('pending', 'sending');
+        IF FOUND THEN
+            RAISE EXCEPTION 'event % has dedupe key "%", which live event % holds', p_id,
+                v_dedupe, v_other
+                USING ERRCODE = '23505', HINT = 'cancel that one first, or leave this one failed';
+        END IF;
+    END IF;
+
+    UPDATE nikita.scheduled_events AS e
+    SET
+        status = 'pending',
+        order_at = coalesce(e.order_at, e.scheduled_at),
+        scheduled_at = v_at,
+        errors = e.errors || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'at', pg_catalog.now(),
+            'attempt', e.attempts,
+            'error', pg_catalog.format('retried by operator %s, due %s', SESSION_USER, v_at),
+            'retryable', true,
+            'operator_retry', true,
+            'by', SESSION_USER
+        )),
+        attempts = 0,
+        updated_at = pg_catalog.now()
+    WHERE e.id = p_id;
+    RETURN v_at;
+END
+$$;
+
+--
+-- Name: FUNCTION retry_event(p_id uuid, p_at timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.retry_event(p_id uuid, p_at timestamp with time zone) IS 'Operator API: failed event p_id back to pending, due at p_at (NULL: now), attempts 0, keeping its place in the user''s order (order_at) and its errors history, with the retry appended to it ({..., operator_retry: true, by: session user}). Returns the due time. P0002: no such event; 55000: not failed; 23505: a live event holds its dedupe key; 22023: p_at in the past; 22004: null id. Executable by nikita_ops.';
 
 --
 -- Name: run_job(text); Type: PROCEDURE; Schema: nikita; Owner: -
@@ -4274,6 +4545,71 @@ $_$;
 --
 
 COMMENT ON PROCEDURE nikita.run_job(IN p_name text) IS 'Run job p_name of nikita.job_catalog as pg_cron does: CALL nikita.run_job(''decay'') outside a transaction block. Advisory lock per job (overlap: a skipped row), a job_executions row running -> completed | failed that survives the job''s rollback, an ops_alert on failure; the job''s step function runs until done, each step committed (decay: batch by batch). Unknown name: 22023. Pins search_path itself (a procedure that commits cannot carry SET). Executable by the jobs role nikita_jobs (which pg_cron runs it as) and the owner.';
+
+--
+-- Name: run_job_now(text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.run_job_now(p_name text) RETURNS TABLE(id bigint, job_name text, status text, started_at timestamp with time zone, completed_at timestamp with time zone, duration_ms integer, result jsonb, error text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_now timestamptz := pg_catalog.now();
+    v_key integer;
+    v_step text;
+    v_id bigint;
+    v_state jsonb;
+    v_result jsonb;
+    v_error text;
+    v_sqlstate text;
+BEGIN
+    v_key := nikita._job_lock_key(p_name);  -- NULL: 22004; unknown: 22023
+    v_step := nikita._job_step_function(p_name);
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(nikita._job_lock_class(), v_key) THEN
+        PERFORM nikita._job_record_skipped(p_name);
+        RETURN QUERY
+        SELECT e.id, e.job_name, e.status, e.started_at, e.completed_at, e.duration_ms,
+            e.result, e.error
+        FROM nikita.job_executions AS e
+        WHERE e.job_name = p_name AND e.status = 'skipped'
+        ORDER BY e.id DESC
+        LIMIT 1;
+        RETURN;
+    END IF;
+    v_id := nikita._job_record_start(p_name);
+    LOOP
+        BEGIN
+            EXECUTE pg_catalog.format('SELECT nikita.%I($1, $2)', v_step)
+            INTO v_state USING v_now, v_state;
+        EXCEPTION WHEN OTHERS OR query_canceled THEN
+            GET STACKED DIAGNOSTICS v_sqlstate = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
+        END;
+        EXIT WHEN v_error IS NOT NULL OR coalesce((v_state ->> 'done')::boolean, true);
+    END LOOP;
+    v_result := v_state -> 'result';
+    IF v_result IS NOT NULL AND pg_catalog.jsonb_typeof(v_result) <> 'object' THEN
+        v_result := pg_catalog.jsonb_build_object('result', v_result);
+    END IF;
+    v_result := coalesce(v_result, '{}'::jsonb)
+        || pg_catalog.jsonb_build_object('run_by', SESSION_USER::text);
+    IF v_error IS NOT NULL THEN
+        v_error := pg_catalog.left(v_error, 7900) || ' (SQLSTATE ' || v_sqlstate || ')';
+    END IF;
+    PERFORM nikita._job_record_end(v_id, v_result, v_error);
+    RETURN QUERY
+    SELECT e.id, e.job_name, e.status, e.started_at, e.completed_at, e.duration_ms, e.result,
+        e.error
+    FROM nikita.job_executions AS e
+    WHERE e.id = v_id;
+END
+$_$;
+
+--
+-- Name: FUNCTION run_job_now(p_name text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.run_job_now(p_name text) IS 'Operator API: run job p_name now, in the caller''s transaction (run_job without its COMMITs, see functions/admin_run_job.sql); returns its job_executions row: completed, failed (error with SQLSTATE; the failing step rolled back) or skipped (another run holds the job''s lock). result has run_by (session user). No ops_alert. 22023: unknown job; 22004: null name. Executable by nikita_ops.';
 
 --
 -- Name: schedule_event(uuid, text, text, jsonb, timestamp with time zone, text); Type: FUNCTION; Schema: nikita; Owner: -
@@ -4370,6 +4706,43 @@ $$;
 --
 
 COMMENT ON FUNCTION nikita.schedule_reply(p_user_id uuid, p_text text, p_source_conversation_id uuid, p_dedupe_key text, p_options jsonb) IS 'Queue a Telegram reply (message_delivery) to the user''s chat, due after a delay drawn uniformly from reply_delays of the user''s chapter (chapter 5: now). p_options may add parse_mode, reply_markup, disable_notification, chat_id, response_id or meta; p_source_conversation_id links the reply to the conversation it answers; p_dedupe_key as in schedule_event. Errors as schedule_event (22004, 22023, 23503, 23505).';
+
+--
+-- Name: show_event(uuid, boolean); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.show_event(p_id uuid, p_with_text boolean DEFAULT false) RETURNS TABLE(id uuid, user_id uuid, platform text, event_type text, status text, order_time timestamp with time zone, scheduled_at timestamp with time zone, seq bigint, attempts integer, max_attempts integer, locked_by text, locked_until timestamp with time zone, provider_ref text, dedupe_key text, source_conversation_id uuid, last_error text, errors jsonb, delivered_at timestamp with time zone, created_at timestamp with time zone, updated_at timestamp with time zone, content jsonb)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_id IS NULL THEN
+        RAISE EXCEPTION 'id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF p_with_text IS NULL THEN
+        RAISE EXCEPTION 'with_text must not be null' USING ERRCODE = '22004';
+    END IF;
+    RETURN QUERY
+    SELECT
+        e.id, e.user_id, e.platform, e.event_type, e.status,
+        coalesce(e.order_at, e.scheduled_at), e.scheduled_at, e.seq, e.attempts, e.max_attempts,
+        e.locked_by, e.locked_until, e.provider_ref, e.dedupe_key, e.source_conversation_id,
+        e.last_error, e.errors, e.delivered_at, e.created_at, e.updated_at,
+        CASE WHEN p_with_text THEN e.content
+            ELSE nikita._admin_content(e.platform, e.content) END
+    FROM nikita.scheduled_events AS e
+    WHERE e.id = p_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no event %', p_id USING ERRCODE = 'P0002';
+    END IF;
+END
+$$;
+
+--
+-- Name: FUNCTION show_event(p_id uuid, p_with_text boolean); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.show_event(p_id uuid, p_with_text boolean) IS 'Operator API: event p_id with its errors history ([{at, attempt, error, retryable, ...}], oldest first) and lease; content summarised unless p_with_text (see find_events). P0002: no such event; 22004: null argument. Executable by nikita_ops.';
 
 --
 -- Name: sweep_events(timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
@@ -5369,6 +5742,19 @@ GRANT USAGE ON SCHEMA nikita TO nikita_worker;
 GRANT USAGE ON SCHEMA nikita TO nikita_app;
 GRANT USAGE ON SCHEMA nikita TO nikita_readonly;
 GRANT USAGE ON SCHEMA nikita TO nikita_jobs;
+GRANT USAGE ON SCHEMA nikita TO nikita_ops;
+
+--
+-- Name: FUNCTION _admin_check_filter(p_what text, p_value text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._admin_check_filter(p_what text, p_value text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _admin_content(p_platform text, p_content jsonb); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._admin_content(p_platform text, p_content jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _backoff(p_attempt integer); Type: ACL; Schema: nikita; Owner: -
@@ -5721,6 +6107,13 @@ REVOKE ALL ON FUNCTION nikita.cancel_event(p_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.cancel_event(p_id uuid) TO nikita_app;
 
 --
+-- Name: FUNCTION cancel_pending_events(p_user_id uuid, p_event_type text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.cancel_pending_events(p_user_id uuid, p_event_type text) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita.cancel_pending_events(p_user_id uuid, p_event_type text) TO nikita_ops;
+
+--
 -- Name: FUNCTION cancel_user_events(p_user_id uuid); Type: ACL; Schema: nikita; Owner: -
 --
 
@@ -5836,6 +6229,13 @@ REVOKE ALL ON FUNCTION nikita.fail_summary(p_id bigint, p_lock_token uuid, p_err
 GRANT ALL ON FUNCTION nikita.fail_summary(p_id bigint, p_lock_token uuid, p_error text, p_retryable boolean) TO nikita_worker;
 
 --
+-- Name: FUNCTION find_events(p_user_id uuid, p_status text, p_event_type text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer, p_with_text boolean); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.find_events(p_user_id uuid, p_status text, p_event_type text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer, p_with_text boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita.find_events(p_user_id uuid, p_status text, p_event_type text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer, p_with_text boolean) TO nikita_ops;
+
+--
 -- Name: FUNCTION generate_daily_summaries(p_now timestamp with time zone, p_lookback interval); Type: ACL; Schema: nikita; Owner: -
 --
 
@@ -5868,6 +6268,20 @@ REVOKE ALL ON FUNCTION nikita.is_valid_timezone(p_name text) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.is_valid_timezone(p_name text) TO nikita_app;
 
 --
+-- Name: FUNCTION list_job_runs(p_job_name text, p_status text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.list_job_runs(p_job_name text, p_status text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita.list_job_runs(p_job_name text, p_status text, p_from timestamp with time zone, p_to timestamp with time zone, p_limit integer) TO nikita_ops;
+
+--
+-- Name: FUNCTION list_jobs(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.list_jobs() FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita.list_jobs() TO nikita_ops;
+
+--
 -- Name: FUNCTION next_due_at(); Type: ACL; Schema: nikita; Owner: -
 --
 
@@ -5875,11 +6289,25 @@ REVOKE ALL ON FUNCTION nikita.next_due_at() FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.next_due_at() TO nikita_worker;
 
 --
+-- Name: FUNCTION retry_event(p_id uuid, p_at timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.retry_event(p_id uuid, p_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita.retry_event(p_id uuid, p_at timestamp with time zone) TO nikita_ops;
+
+--
 -- Name: PROCEDURE run_job(IN p_name text); Type: ACL; Schema: nikita; Owner: -
 --
 
 REVOKE ALL ON PROCEDURE nikita.run_job(IN p_name text) FROM PUBLIC;
 GRANT ALL ON PROCEDURE nikita.run_job(IN p_name text) TO nikita_jobs;
+
+--
+-- Name: FUNCTION run_job_now(p_name text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.run_job_now(p_name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita.run_job_now(p_name text) TO nikita_ops;
 
 --
 -- Name: FUNCTION schedule_event(p_user_id uuid, p_platform text, p_event_type text, p_content jsonb, p_scheduled_at timestamp with time zone, p_dedupe_key text); Type: ACL; Schema: nikita; Owner: -
@@ -5901,6 +6329,13 @@ GRANT ALL ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_e
 
 REVOKE ALL ON FUNCTION nikita.schedule_reply(p_user_id uuid, p_text text, p_source_conversation_id uuid, p_dedupe_key text, p_options jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.schedule_reply(p_user_id uuid, p_text text, p_source_conversation_id uuid, p_dedupe_key text, p_options jsonb) TO nikita_app;
+
+--
+-- Name: FUNCTION show_event(p_id uuid, p_with_text boolean); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.show_event(p_id uuid, p_with_text boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita.show_event(p_id uuid, p_with_text boolean) TO nikita_ops;
 
 --
 -- Name: FUNCTION sweep_events(p_now timestamp with time zone); Type: ACL; Schema: nikita; Owner: -

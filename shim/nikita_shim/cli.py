@@ -1,4 +1,4 @@
-"""Command line entry point of nikita-shim: run, status, check."""
+"""Command line entry point of nikita-shim: run, status, check; events and jobs (admin_cli.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from . import __version__
+from . import __version__, admin_cli
 from .config import ConfigError, load_config
 from .health import (
     EXIT_CONFIG,
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="oldest due event lag for CRITICAL (default three times the warning)",
     )
+    admin_cli.add_commands(sub)
     return parser
 
 
@@ -173,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command in ("events", "jobs"):
+        return admin_cli.main(args)
     logging.basicConfig(level=logging.WARNING)
     return _health(args)
 

@@ -82,3 +82,25 @@ FAIL_SUMMARY: Final = "SELECT nikita.fail_summary(%s, %s, %s, %s)"
 # every column of the views, by name (status tables, check, metrics)
 QUEUE_HEALTH: Final = "SELECT * FROM nikita.queue_health ORDER BY 1"
 JOB_HEALTH: Final = "SELECT * FROM nikita.job_health ORDER BY 1"
+
+# ---- operator API (admin_cli.py; functions/admin_*.sql, role nikita_ops) ----------------------
+
+# (user, status, type, from, to, limit, with_text) -> find_events rows; times and ids are cast
+# by PostgreSQL, so a bad value is its error (22P02, 22007, ...), reported as bad input.
+FIND_EVENTS: Final = (
+    "SELECT * FROM nikita.find_events(%s::uuid, %s, %s, %s::timestamptz, %s::timestamptz, %s, %s)"
+)
+# (id, with_text) -> one row with errors (P0002: no such event)
+SHOW_EVENT: Final = "SELECT * FROM nikita.show_event(%s::uuid, %s)"
+# (id, due time or NULL) -> the due time (P0002, 55000 not failed, 23505 dedupe key in use)
+RETRY_EVENT: Final = "SELECT nikita.retry_event(%s::uuid, %s::timestamptz) AS due_at"
+# (user or NULL, type or NULL) -> number cancelled
+CANCEL_PENDING_EVENTS: Final = "SELECT nikita.cancel_pending_events(%s::uuid, %s) AS cancelled"
+# () -> the job catalog
+LIST_JOBS: Final = "SELECT * FROM nikita.list_jobs()"
+# (job, status, from, to, limit) -> job_executions rows
+LIST_JOB_RUNS: Final = (
+    "SELECT * FROM nikita.list_job_runs(%s, %s, %s::timestamptz, %s::timestamptz, %s)"
+)
+# (job) -> its job_executions row: completed, failed or skipped
+RUN_JOB_NOW: Final = "SELECT * FROM nikita.run_job_now(%s)"

@@ -681,6 +681,35 @@ def exercise(conn: psycopg.Connection, path: str) -> tuple[set[str], list[str]]:
         f" WHERE id OPERATOR(pg_catalog.=) %s{UID}",
         ("America/New_York", "+12125550100", U3),
     )
+    # The operator API (functions/admin_*.sql), with valid arguments; run_job_now before the
+    # jobs below, so that the failing conversations run stays the last row.
+    since = now - dt.timedelta(days=1)
+    q(
+        "find_events",
+        f"SELECT count(*) FROM nikita.find_events(%s{UID}, %s{TXT}, %s{TXT}, %s{TS}, NULL, 10,"
+        " false)",
+        (U1, "pending", "message_delivery", since),
+    )
+    q("show_event", f"SELECT id FROM nikita.show_event(%s{UID}, true)", (ev[0],))
+    q(
+        "event failed",
+        f"UPDATE nikita.scheduled_events SET status = 'failed'"
+        f" WHERE id OPERATOR(pg_catalog.=) %s{UID}",
+        (ev[4],),
+    )
+    q("retry_event", f"SELECT nikita.retry_event(%s{UID}, NULL)", (ev[4],))
+    q(
+        "cancel_pending_events",
+        f"SELECT nikita.cancel_pending_events(NULL, %s{TXT})",
+        ("follow_up",),
+    )
+    q("list_jobs", "SELECT count(*) FROM nikita.list_jobs()")
+    q(
+        "list_job_runs",
+        f"SELECT count(*) FROM nikita.list_job_runs(%s{TXT}, %s{TXT}, %s{TS}, NULL, 10)",
+        ("sweep", "completed", since),
+    )
+    q("run_job_now", f"SELECT status FROM nikita.run_job_now(%s{TXT})", ("sweep",))
     # Every job as pg_cron runs it, then one that fails (alert path).
     jobs = conn.execute("SELECT job_name FROM nikita.job_catalog ORDER BY lock_key").fetchall()
     for (job,) in jobs:
