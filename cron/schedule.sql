@@ -43,6 +43,7 @@ DECLARE
     v_runner text;
     v_job record;
     v_id bigint;
+    v_other record;
     v_result jsonb := '[]';
 BEGIN
     SELECT r.rolsuper INTO v_super FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user;
@@ -98,17 +99,21 @@ BEGIN
         END IF;
 
         IF v_id IS NULL THEN
-            IF EXISTS (
-                SELECT 1 FROM cron.job AS j
-                WHERE j.jobname = v_job.cron_name AND j.username = v_runner
-            ) THEN
+            SELECT j.jobid, j.database, j.command INTO v_other
+            FROM cron.job AS j
+            WHERE j.jobname = v_job.cron_name AND j.username = v_runner;
+            IF FOUND THEN
                 RAISE EXCEPTION 'pg_cron already has a job named % of role % that the package '
-                    'did not create: not overwriting it', v_job.cron_name, v_runner
+                    'did not create for database % (pg_cron job %, database %, command %): not '
+                    'overwriting it', v_job.cron_name, v_runner, v_target, v_other.jobid,
+                    v_other.database, v_other.command
                     USING ERRCODE = '42710',
-                    HINT = 'rename or unschedule that job, or run migrate as another role';
+                    HINT = 'pg_cron names a job once per role in the whole cluster: rename or '
+                        'unschedule that job (two game databases need two scheduling roles)';
             END IF;
             v_id := cron.schedule_in_database(
-                v_job.cron_name, v_job.schedule, v_job.command, v_target, v_runner, v_job.active
+                v_job.cron_name, v_job.schedule, v_job.command, v_target,
+                CASE WHEN v_super THEN v_runner END, v_job.active
             );
             RAISE NOTICE 'scheduled % (pg_cron job %) in database % as %: "%"%',
                 v_job.cron_name, v_id, v_target, v_runner, v_job.schedule,

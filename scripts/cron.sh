@@ -5,7 +5,7 @@
 #
 # Where pg_cron lives (it lives in exactly one database of a cluster, cron.database_name):
 #   1. in the game's database: the jobs are scheduled there;
-#   2. NIKITA_CRON_DATABASE_URL is set: that database (another database of the same cluster,
+#   2. CRON_DATABASE_URL is set: that database (another database of the same cluster,
 #      e.g. `postgres` on RDS, Cloud SQL, Azure, Neon);
 #   3. otherwise the database named by `SHOW cron.database_name` on the game's server, reached
 #      with the game's connection (psql's \connect keeps host, port, user and password);
@@ -32,8 +32,8 @@ local_cron=$("${psql_[@]}" -d "$DATABASE_URL" -tAc \
 connect=
 if [ "$local_cron" = 1 ]; then
     cron_url=$DATABASE_URL
-elif [ -n "${NIKITA_CRON_DATABASE_URL:-}" ]; then
-    cron_url=$NIKITA_CRON_DATABASE_URL
+elif [ -n "${CRON_DATABASE_URL:-}" ]; then
+    cron_url=$CRON_DATABASE_URL
 elif [ "${NIKITA_CRON_FIND:-yes}" = no ]; then
     say "notice: pg_cron is not in database $game_db and NIKITA_CRON_FIND=no: nothing to $action"
     exit 0
@@ -60,8 +60,8 @@ in_cron() {
 }
 
 if ! echo "SELECT 1 FROM pg_extension WHERE extname = 'pg_cron';" | in_cron | grep -q 1; then
-    say "error: pg_cron is not installed in the cron database ${cron_db:-of NIKITA_CRON_DATABASE_URL};"
-    say "create it there (CREATE EXTENSION pg_cron) or set NIKITA_CRON_DATABASE_URL (docs/install.md)"
+    say "error: pg_cron is not installed in the cron database ${cron_db:-of CRON_DATABASE_URL};"
+    say "create it there (CREATE EXTENSION pg_cron) or set CRON_DATABASE_URL (docs/install.md)"
     exit 4
 fi
 

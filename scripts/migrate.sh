@@ -10,7 +10,7 @@
 #    and writes the line); the current checksum is then recorded, and migrate says so.
 # 2. functions/*.sql, all re-applied (CREATE OR REPLACE), in one transaction.
 # 3. scripts/cron.sh schedule: the package's pg_cron jobs, from pg_cron in this database or in
-#    the cluster's cron.database_name (NIKITA_CRON_DATABASE_URL), or a notice without pg_cron.
+#    the cluster's cron.database_name (CRON_DATABASE_URL), or a notice without pg_cron.
 # Running it twice changes nothing.
 set -euo pipefail
 
