@@ -31,9 +31,9 @@
 -- why pg_cron must send it alone, outside any transaction block (it does).
 
 SELECT
-    set_config('nikita.cron_target', :'target_db', true),
-    set_config('nikita.cron_wanted', :'jobs', true),
-    set_config('nikita.cron_result', '[]', true);
+    set_config('nikita.cron_target', :'target_db', true) AS target_db,
+    set_config('nikita.cron_wanted', :'jobs', true) AS jobs,
+    set_config('nikita.cron_result', '[]', true) AS result;
 
 DO $$
 DECLARE

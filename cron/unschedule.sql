@@ -5,8 +5,8 @@
 -- game's own nikita-* jobs stay. Prints the JSON array cron/record.sql reads (every id null).
 -- Their past runs stay in cron.job_run_details; nikita.job_executions is untouched.
 SELECT
-    set_config('nikita.cron_target', :'target_db', true),
-    set_config('nikita.cron_wanted', :'jobs', true);
+    set_config('nikita.cron_target', :'target_db', true) AS target_db,
+    set_config('nikita.cron_wanted', :'jobs', true) AS jobs;
 
 DO $$
 DECLARE

@@ -6,7 +6,8 @@ SELECT coalesce(jsonb_agg(jsonb_build_object(
     'job_name', coalesce(c.job_name, o.job_name),
     'cron_name', c.cron_name,
     'schedule', coalesce(o.schedule, c.schedule),
-    'command', CASE WHEN c.job_name IS NOT NULL THEN format('CALL nikita.run_job(%L)', c.job_name) END,
+    'command',
+    CASE WHEN c.job_name IS NOT NULL THEN format('CALL nikita.run_job(%L)', c.job_name) END,
     'active', coalesce(o.enabled, true),
     'cron_job_id', o.cron_job_id,
     'keep', c.job_name IS NOT NULL

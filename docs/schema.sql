@@ -733,6 +733,7 @@ CREATE FUNCTION nikita._cron_job_apply(p_job text) RETURNS void
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 DECLARE
+    c_cron constant text := 'cron';
     v_row record;
     v_found boolean;
 BEGIN
@@ -755,15 +756,22 @@ BEGIN
             USING HINT = 'see docs/install.md, "pg_cron in another database"';
         RETURN;
     END IF;
-    EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobid = $1)'
+    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %I.job WHERE jobid = $1)', c_cron)
     INTO v_found USING v_row.cron_job_id;
     IF NOT v_found THEN
         RAISE NOTICE 'pg_cron job % (%) is gone: the setting is recorded and the next migrate '
             'schedules it', v_row.cron_job_id, p_job;
         RETURN;
     END IF;
-    EXECUTE 'SELECT cron.alter_job($1, schedule => $2, active => $3)'
-    USING v_row.cron_job_id, v_row.schedule, v_row.enabled;
+    -- A role without EXECUTE on cron.alter_job (pg_cron revokes it from PUBLIC), or no
+    -- superuser changing another role's job: keep the recorded setting, say so.
+    BEGIN
+        EXECUTE pg_catalog.format('SELECT %I.alter_job($1, schedule => $2, active => $3)', c_cron)
+        USING v_row.cron_job_id, v_row.schedule, v_row.enabled;
+    EXCEPTION WHEN insufficient_privilege THEN
+        RAISE NOTICE 'pg_cron refused to change job % (%): the setting is recorded; run '
+            'scripts/migrate.sh as a role that may (a superuser) to apply it', p_job, SQLERRM;
+    END;
 END
 $_$;
 
@@ -4890,7 +4898,7 @@ CREATE VIEW nikita.job_health AS
            FROM nikita.schema_migrations m), '-infinity'::timestamp with time zone) < (now() - ((2)::double precision * c.run_interval)))) AS overdue,
     COALESCE(o.enabled, true) AS enabled
    FROM ((nikita.job_catalog c
-     LEFT JOIN nikita.cron_jobs o ON ((o.job_name = c.job_name)))
+     LEFT JOIN nikita.cron_jobs o ON ((c.job_name = o.job_name)))
      LEFT JOIN LATERAL ( SELECT ( SELECT e.started_at
                    FROM nikita.job_executions e
                   WHERE ((e.job_name = c.job_name) AND (e.status <> 'skipped'::text))

@@ -35,7 +35,7 @@ SELECT
     ) < pg_catalog.now() - 2 * c.run_interval AS overdue,
     coalesce(o.enabled, true) AS enabled
 FROM nikita.job_catalog AS c
-LEFT JOIN nikita.cron_jobs AS o ON o.job_name = c.job_name
+LEFT JOIN nikita.cron_jobs AS o ON c.job_name = o.job_name
 -- Each figure is the newest matching row through job_executions_job_time_idx (runs of one job
 -- never overlap, so the newest start is also the newest end).
 LEFT JOIN LATERAL (

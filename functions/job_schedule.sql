@@ -91,13 +91,15 @@ $$;
 REVOKE ALL ON FUNCTION nikita._cron_schedule_error(text) FROM PUBLIC;
 
 -- Apply a job's recorded setting to pg_cron when pg_cron's jobs are in this database; say
--- what happened otherwise. Dynamic SQL: schema cron may not exist here.
+-- what happened otherwise. Dynamic SQL, the schema name a variable: schema cron may not exist
+-- here (nor where plpgsql_check lints).
 CREATE OR REPLACE FUNCTION nikita._cron_job_apply(p_job text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    c_cron constant text := 'cron';
     v_row record;
     v_found boolean;
 BEGIN
@@ -120,15 +122,22 @@ BEGIN
             USING HINT = 'see docs/install.md, "pg_cron in another database"';
         RETURN;
     END IF;
-    EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobid = $1)'
+    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %I.job WHERE jobid = $1)', c_cron)
     INTO v_found USING v_row.cron_job_id;
     IF NOT v_found THEN
         RAISE NOTICE 'pg_cron job % (%) is gone: the setting is recorded and the next migrate '
             'schedules it', v_row.cron_job_id, p_job;
         RETURN;
     END IF;
-    EXECUTE 'SELECT cron.alter_job($1, schedule => $2, active => $3)'
-    USING v_row.cron_job_id, v_row.schedule, v_row.enabled;
+    -- A role without EXECUTE on cron.alter_job (pg_cron revokes it from PUBLIC), or no
+    -- superuser changing another role's job: keep the recorded setting, say so.
+    BEGIN
+        EXECUTE pg_catalog.format('SELECT %I.alter_job($1, schedule => $2, active => $3)', c_cron)
+        USING v_row.cron_job_id, v_row.schedule, v_row.enabled;
+    EXCEPTION WHEN insufficient_privilege THEN
+        RAISE NOTICE 'pg_cron refused to change job % (%): the setting is recorded; run '
+            'scripts/migrate.sh as a role that may (a superuser) to apply it', p_job, SQLERRM;
+    END;
 END
 $$;
 REVOKE ALL ON FUNCTION nikita._cron_job_apply(text) FROM PUBLIC;
