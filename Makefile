@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test migrate lint bench schema db-up db-down psql setup venv packages cron-remove clean
+.PHONY: help run test migrate lint bench schema db-up db-down psql setup venv packages cron cron-remove clean
 
 help:
 	@echo "make run       set up, migrate, schedule cron jobs, run the shim in the foreground"
@@ -48,7 +48,11 @@ migrate: packages
 	@DATABASE_URL="$${DATABASE_URL:-$$(scripts/db.sh up)}" scripts/migrate.sh
 
 cron-remove:
-	@psql -X -v ON_ERROR_STOP=1 -d "$${DATABASE_URL:-$$(scripts/db.sh up)}" -f cron/unschedule.sql
+	@DATABASE_URL="$${DATABASE_URL:-$$(scripts/db.sh up)}" scripts/cron.sh remove
+
+# Re-apply the schedule (e.g. after nikita.set_job_schedule when pg_cron is in another database).
+cron: packages
+	@DATABASE_URL="$${DATABASE_URL:-$$(scripts/db.sh up)}" scripts/cron.sh schedule
 
 run: setup migrate
 	@export DATABASE_URL="$${DATABASE_URL:-$$(scripts/db.sh url)}"; \

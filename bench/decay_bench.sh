@@ -28,7 +28,7 @@ results=${DECAY_BENCH_RESULTS:-bench/RESULTS-decay.md}
 
 "${psql_[@]}" -d "$base" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
 trap '"${psql_[@]}" -d "$base" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
-DATABASE_URL="$url" scripts/migrate.sh 2>/dev/null
+DATABASE_URL="$url" NIKITA_CRON_FIND=no scripts/migrate.sh 2>/dev/null  # no pg_cron jobs
 
 # run_one SCENARIO N: set up N players, CALL run_job('decay'), append a result row.
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)

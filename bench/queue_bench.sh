@@ -28,7 +28,7 @@ cleanup() { "${psql_admin[@]}" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 
 trap cleanup EXIT
 cleanup
 "${psql_admin[@]}" -c "CREATE DATABASE $DB"
-DATABASE_URL="$url" scripts/migrate.sh 2>/dev/null
+DATABASE_URL="$url" NIKITA_CRON_FIND=no scripts/migrate.sh 2>/dev/null  # no pg_cron jobs
 
 log=$(mktemp)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -3,7 +3,10 @@
 -- running_now: the job's advisory lock is held by some session of this database (the truth;
 -- a 'running' row whose lock is free was abandoned, see cleanup()).
 -- overdue: no success within twice the job's interval, counted from the install when the job
--- never succeeded (a fresh install is not overdue before its first runs were due).
+-- never succeeded (a fresh install is not overdue before its first runs were due); never for a
+-- disabled job.
+-- enabled: the operator's setting (nikita.set_job_enabled, nikita.cron_jobs); a job with no row
+-- there is enabled. Last column: CREATE OR REPLACE VIEW may only append.
 CREATE OR REPLACE VIEW nikita.job_health AS
 SELECT
     c.job_name,
@@ -25,12 +28,14 @@ SELECT
             AND l.objid = c.lock_key::oid
             AND l.objsubid = 2
     ) > 0 AS running_now,
-    coalesce(
+    coalesce(o.enabled, true) AND coalesce(
         s.last_success_at,
         (SELECT min(m.applied_at) FROM nikita.schema_migrations AS m),
         '-infinity'
-    ) < pg_catalog.now() - 2 * c.run_interval AS overdue
+    ) < pg_catalog.now() - 2 * c.run_interval AS overdue,
+    coalesce(o.enabled, true) AS enabled
 FROM nikita.job_catalog AS c
+LEFT JOIN nikita.cron_jobs AS o ON c.job_name = o.job_name
 -- Each figure is the newest matching row through job_executions_job_time_idx (runs of one job
 -- never overlap, so the newest start is also the newest end).
 LEFT JOIN LATERAL (
@@ -53,6 +58,7 @@ LEFT JOIN LATERAL (
 ) AS s ON true;
 COMMENT ON VIEW nikita.job_health IS
 'Per job: last run (start), last success and failure (end), running now (its advisory lock is '
-'held), overdue (no success within twice its interval since install).';
+'held), overdue (no success within twice its interval since install; never when disabled), '
+'enabled (nikita.set_job_enabled).';
 REVOKE ALL ON nikita.job_health FROM PUBLIC;
 GRANT SELECT ON nikita.job_health TO nikita_readonly, nikita_worker;

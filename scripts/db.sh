@@ -8,12 +8,15 @@
 #   scripts/db.sh url        print the URL of the project database
 #
 # NIKITA_PGDATA / NIKITA_PGPORT / NIKITA_DB choose another cluster (tests start throwaway ones).
+# NIKITA_CRON_DB puts pg_cron in another database (cron.database_name, e.g. postgres, as on
+# managed services; set when the cluster is created), default NIKITA_DB.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PORT=${NIKITA_PGPORT:-54329}
 DB=${NIKITA_DB:-nikita}
+CRON_DB=${NIKITA_CRON_DB:-$DB}
 PACKAGES=(postgresql-15 postgresql-client-15 postgresql-15-cron postgresql-15-pgtap
           libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check)
 # Optional: installed when root can, else their tests skip with a message (promtool: the
@@ -102,7 +105,7 @@ port = $PORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$run'
 shared_preload_libraries = 'pg_cron'
-cron.database_name = '$DB'
+cron.database_name = '$CRON_DB'
 cron.host = '$run'
 cron.timezone = 'UTC'
 max_connections = 200
@@ -123,8 +126,8 @@ EOF
         | grep -q 1; then
         "${psql[@]}" -d postgres -c "CREATE DATABASE \"$DB\""
     fi
-    # pg_cron can only live in cron.database_name, i.e. this database.
-    "${psql[@]}" -d "$DB" -c 'CREATE EXTENSION IF NOT EXISTS pg_cron' 2>&1 \
+    # pg_cron can only live in cron.database_name (this database unless NIKITA_CRON_DB).
+    "${psql[@]}" -d "$CRON_DB" -c 'CREATE EXTENSION IF NOT EXISTS pg_cron' 2>&1 \
         | grep -v 'already exists' >&2 || true
     url
 }

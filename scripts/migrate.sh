@@ -9,7 +9,8 @@
 #    the file that differs from it in comments only (scripts/migration_comments.py checks that
 #    and writes the line); the current checksum is then recorded, and migrate says so.
 # 2. functions/*.sql, all re-applied (CREATE OR REPLACE), in one transaction.
-# 3. cron/schedule.sql when pg_cron is installed in this database (a notice otherwise).
+# 3. scripts/cron.sh schedule: the package's pg_cron jobs, from pg_cron in this database or in
+#    the cluster's cron.database_name (CRON_DATABASE_URL), or a notice without pg_cron.
 # Running it twice changes nothing.
 set -euo pipefail
 
@@ -82,12 +83,5 @@ done
     done
 } | "${psql_[@]}" --single-transaction -f - >/dev/null
 
-if [ "$("${psql_[@]}" -tAc "SELECT count(*) FROM pg_extension WHERE extname = 'pg_cron'")" = 1 ]; then
-    if [ -f "$here/cron/schedule.sql" ]; then
-        "${psql_[@]}" --single-transaction -f "$here/cron/schedule.sql" >/dev/null
-        say "cron schedule applied"
-    fi
-else
-    say "notice: pg_cron is not installed in this database; jobs are not scheduled (see docs/install.md)"
-fi
+DATABASE_URL="$DATABASE_URL" "$here/scripts/cron.sh" schedule
 say "done ($applied migration(s) applied)"

@@ -58,7 +58,8 @@ else
     url=$("$PY" scripts/conninfo.py with-db "$DATABASE_URL" "$db")
     "${admin[@]}" -c "CREATE DATABASE $db" >/dev/null
     trap '"${admin[@]}" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true' EXIT
-    DATABASE_URL="$url" scripts/migrate.sh 2>/dev/null
+    # A throwaway database: no pg_cron jobs from the cluster's pg_cron (scripts/cron.sh).
+    DATABASE_URL="$url" NIKITA_CRON_FIND=no scripts/migrate.sh 2>/dev/null
     schema=$(dump "$url")
 fi
 

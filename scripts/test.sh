@@ -29,6 +29,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
     DATABASE_URL=$(scripts/db.sh up)
 fi
 export DATABASE_URL
+# Test databases get no pg_cron jobs from the project database's pg_cron (scripts/cron.sh).
+export NIKITA_CRON_FIND=no
 
 # The same cluster, another database (psql takes key=value strings as well as URLs).
 db_url() { "$PY" scripts/conninfo.py with-db "$DATABASE_URL" "$1"; }

@@ -4,7 +4,8 @@ BEGIN;
 SELECT plan(13);
 
 SELECT columns_are('nikita', 'job_health', ARRAY[
-    'job_name', 'last_run_at', 'last_success_at', 'last_failure_at', 'running_now', 'overdue'
+    'job_name', 'last_run_at', 'last_success_at', 'last_failure_at', 'running_now', 'overdue',
+    'enabled'
 ]);
 UPDATE nikita.schema_migrations SET applied_at = now();  -- installed just now
 SELECT results_eq(
