@@ -779,6 +779,138 @@ $$;
 COMMENT ON FUNCTION nikita._conversation_max_attempts() IS 'Setting conversation_max_attempts, checked (1..100; 22023 otherwise).';
 
 --
+-- Name: _cron_job_apply(text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._cron_job_apply(p_job text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    c_cron constant text := 'cron';
+    v_row record;
+    v_found boolean;
+BEGIN
+    SELECT
+        j.cron_job_id, j.cron_database, j.enabled,
+        coalesce(j.schedule, c.schedule) AS schedule
+    INTO v_row
+    FROM nikita.cron_jobs AS j
+    JOIN nikita.job_catalog AS c ON c.job_name = j.job_name
+    WHERE j.job_name = p_job;
+    IF v_row.cron_job_id IS NULL THEN
+        RAISE NOTICE 'job % is not scheduled in pg_cron: the setting is recorded and the next '
+            'migrate applies it', p_job;
+        RETURN;
+    END IF;
+    IF v_row.cron_database <> pg_catalog.current_database()
+        OR pg_catalog.to_regclass('cron.job') IS NULL THEN
+        RAISE NOTICE 'pg_cron keeps job % in database %: the setting is recorded; run '
+            'scripts/migrate.sh (or make cron) to apply it', p_job, v_row.cron_database
+            USING HINT = 'see docs/install.md, "pg_cron in another database"';
+        RETURN;
+    END IF;
+    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %I.job WHERE jobid = $1)', c_cron)
+    INTO v_found USING v_row.cron_job_id;
+    IF NOT v_found THEN
+        RAISE NOTICE 'pg_cron job % (%) is gone: the setting is recorded and the next migrate '
+            'schedules it', v_row.cron_job_id, p_job;
+        RETURN;
+    END IF;
+    -- A role without EXECUTE on cron.alter_job (pg_cron revokes it from PUBLIC), or no
+    -- superuser changing another role's job: keep the recorded setting, say so.
+    BEGIN
+        EXECUTE pg_catalog.format('SELECT %I.alter_job($1, schedule => $2, active => $3)', c_cron)
+        USING v_row.cron_job_id, v_row.schedule, v_row.enabled;
+    EXCEPTION WHEN insufficient_privilege THEN
+        RAISE NOTICE 'pg_cron refused to change job % (%): the setting is recorded; run '
+            'scripts/migrate.sh as a role that may (a superuser) to apply it', p_job, SQLERRM;
+    END;
+END
+$_$;
+
+--
+-- Name: _cron_schedule_error(text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._cron_schedule_error(p_schedule text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    c_names constant text[] := ARRAY['minute', 'hour', 'day of month', 'month', 'day of week'];
+    c_lo constant integer[] := ARRAY[0, 0, 1, 1, 0];
+    c_hi constant integer[] := ARRAY[59, 23, 31, 12, 7];
+    c_months constant text[] := ARRAY[
+        'jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'
+    ];
+    c_days constant text[] := ARRAY['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+    v_fields text[];
+    v_item text;
+    v_m text[];
+    v_bound integer[];
+    v_tok text;
+    v_n integer;
+BEGIN
+    IF p_schedule IS NULL OR pg_catalog.btrim(p_schedule) = '' THEN
+        RETURN 'the schedule is empty';
+    END IF;
+    IF pg_catalog.lower(pg_catalog.btrim(p_schedule)) IN (
+        '@hourly', '@daily', '@midnight', '@weekly', '@monthly', '@yearly', '@annually'
+    ) THEN
+        RETURN NULL;
+    END IF;
+    v_fields := pg_catalog.regexp_split_to_array(pg_catalog.btrim(p_schedule), '\s+');
+    IF pg_catalog.cardinality(v_fields) <> 5 THEN
+        RETURN pg_catalog.format(
+            'a schedule has 5 fields (minute hour day-of-month month day-of-week), not %s'
+            ' (pg_cron 1.4 has no seconds field)',
+            pg_catalog.cardinality(v_fields)
+        );
+    END IF;
+    FOR i IN 1..5 LOOP
+        FOREACH v_item IN ARRAY pg_catalog.string_to_array(v_fields[i], ',') LOOP
+            v_m := pg_catalog.regexp_match(
+                v_item, '^(?:(\*)|([0-9]+|[a-z]{3})(?:-([0-9]+|[a-z]{3}))?)(?:/([0-9]+))?$', 'i'
+            );
+            -- A single value takes no step (pg_cron: "5/10" is an error).
+            IF v_m IS NULL OR (v_m[4] IS NOT NULL AND v_m[1] IS NULL AND v_m[3] IS NULL) THEN
+                RETURN pg_catalog.format('%s field: "%s" is not *, N, N-M or */S, N-M/S',
+                    c_names[i], v_item);
+            END IF;
+            v_bound := ARRAY[]::integer[];
+            FOREACH v_tok IN ARRAY ARRAY[v_m[2], v_m[3]] LOOP
+                CONTINUE WHEN v_tok IS NULL;
+                IF v_tok ~ '^[0-9]+$' THEN
+                    v_n := CASE WHEN pg_catalog.length(v_tok) > 4 THEN -1 ELSE v_tok::integer END;
+                ELSIF i = 4 THEN
+                    v_n := pg_catalog.array_position(c_months, pg_catalog.lower(v_tok));
+                ELSIF i = 5 THEN
+                    v_n := pg_catalog.array_position(c_days, pg_catalog.lower(v_tok)) - 1;
+                ELSE
+                    v_n := NULL;
+                END IF;
+                IF v_n IS NULL OR v_n < c_lo[i] OR v_n > c_hi[i] THEN
+                    RETURN pg_catalog.format('%s field: "%s" is not in %s-%s',
+                        c_names[i], v_tok, c_lo[i], c_hi[i]);
+                END IF;
+                v_bound := v_bound || v_n;
+            END LOOP;
+            IF pg_catalog.cardinality(v_bound) = 2 AND v_bound[1] > v_bound[2] THEN
+                RETURN pg_catalog.format('%s field: range "%s" runs backwards', c_names[i], v_item);
+            END IF;
+            IF v_m[4] IS NOT NULL AND (pg_catalog.length(v_m[4]) > 4 OR v_m[4]::integer = 0
+                OR v_m[4]::integer > c_hi[i]) THEN
+                RETURN pg_catalog.format('%s field: step "%s" is not in 1-%s',
+                    c_names[i], v_m[4], c_hi[i]);
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN NULL;
+END
+$_$;
+
+--
 -- Name: _decay_batch_pages(); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -4708,6 +4840,74 @@ $$;
 COMMENT ON FUNCTION nikita.schedule_reply(p_user_id uuid, p_text text, p_source_conversation_id uuid, p_dedupe_key text, p_options jsonb) IS 'Queue a Telegram reply (message_delivery) to the user''s chat, due after a delay drawn uniformly from reply_delays of the user''s chapter (chapter 5: now). p_options may add parse_mode, reply_markup, disable_notification, chat_id, response_id or meta; p_source_conversation_id links the reply to the conversation it answers; p_dedupe_key as in schedule_event. Errors as schedule_event (22004, 22023, 23503, 23505).';
 
 --
+-- Name: set_job_enabled(text, boolean); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.set_job_enabled(p_job text, p_enabled boolean) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM nikita.job_catalog AS c WHERE c.job_name = p_job) THEN
+        RAISE EXCEPTION 'unknown job "%"', p_job USING ERRCODE = '22023',
+            HINT = 'the jobs are listed in nikita.job_catalog';
+    END IF;
+    IF p_enabled IS NULL THEN
+        RAISE EXCEPTION 'enabled must be true or false' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO nikita.cron_jobs AS j (job_name, enabled)
+    VALUES (p_job, p_enabled)
+    ON CONFLICT (job_name) DO UPDATE SET enabled = excluded.enabled, updated_at = now();
+    PERFORM nikita._cron_job_apply(p_job);
+    RETURN p_enabled;
+END
+$$;
+
+--
+-- Name: FUNCTION set_job_enabled(p_job text, p_enabled boolean); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.set_job_enabled(p_job text, p_enabled boolean) IS 'Enable or disable a job''s pg_cron job (job_health shows it disabled, never overdue). Applied to pg_cron at once when it lives in this database, and by every later migrate. 22023: unknown job, NULL.';
+
+--
+-- Name: set_job_schedule(text, text); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita.set_job_schedule(p_job text, p_schedule text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_default text;
+    v_error text;
+BEGIN
+    SELECT c.schedule INTO v_default FROM nikita.job_catalog AS c WHERE c.job_name = p_job;
+    IF v_default IS NULL THEN
+        RAISE EXCEPTION 'unknown job "%"', p_job USING ERRCODE = '22023',
+            HINT = 'the jobs are listed in nikita.job_catalog';
+    END IF;
+    IF p_schedule IS NOT NULL THEN
+        v_error := nikita._cron_schedule_error(p_schedule);
+        IF v_error IS NOT NULL THEN
+            RAISE EXCEPTION 'invalid schedule "%" for job %: %', p_schedule, p_job, v_error
+                USING ERRCODE = '22023';
+        END IF;
+    END IF;
+    INSERT INTO nikita.cron_jobs AS j (job_name, schedule)
+    VALUES (p_job, pg_catalog.btrim(p_schedule))
+    ON CONFLICT (job_name) DO UPDATE SET schedule = excluded.schedule, updated_at = now();
+    PERFORM nikita._cron_job_apply(p_job);
+    RETURN coalesce(pg_catalog.btrim(p_schedule), v_default);
+END
+$$;
+
+--
+-- Name: FUNCTION set_job_schedule(p_job text, p_schedule text); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita.set_job_schedule(p_job text, p_schedule text) IS 'Set a job''s pg_cron schedule (5 fields, UTC; NULL = the catalog''s default); returns the schedule in effect. Applied to pg_cron at once when it lives in this database, and by every later migrate. 22023: unknown job, invalid schedule.';
+
+--
 -- Name: show_event(uuid, boolean); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -4903,6 +5103,27 @@ CREATE TABLE nikita.conversations (
 );
 
 --
+-- Name: cron_jobs; Type: TABLE; Schema: nikita; Owner: -
+--
+
+CREATE TABLE nikita.cron_jobs (
+    job_name text NOT NULL,
+    schedule text,
+    enabled boolean DEFAULT true NOT NULL,
+    cron_job_id bigint,
+    cron_database text,
+    scheduled_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT cron_jobs_job_placed CHECK (((cron_job_id IS NULL) = (cron_database IS NULL)))
+);
+
+--
+-- Name: TABLE cron_jobs; Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON TABLE nikita.cron_jobs IS 'The package''s pg_cron jobs (the only ones it touches) and the operator''s schedule and enabled flag for each; see sql/0017_cron_jobs.sql.';
+
+--
 -- Name: daily_summaries; Type: TABLE; Schema: nikita; Owner: -
 --
 
@@ -5046,9 +5267,11 @@ CREATE VIEW nikita.job_health AS
           WHERE ((l.locktype = 'advisory'::text) AND l.granted AND (l.database = ( SELECT d.oid
                    FROM pg_database d
                   WHERE (d.datname = current_database()))) AND (l.classid = (1313559617)::oid) AND (l.objid = (c.lock_key)::oid) AND (l.objsubid = 2))) > 0) AS running_now,
-    (COALESCE(s.last_success_at, ( SELECT min(m.applied_at) AS min
-           FROM nikita.schema_migrations m), '-infinity'::timestamp with time zone) < (now() - ((2)::double precision * c.run_interval))) AS overdue
-   FROM (nikita.job_catalog c
+    (COALESCE(o.enabled, true) AND (COALESCE(s.last_success_at, ( SELECT min(m.applied_at) AS min
+           FROM nikita.schema_migrations m), '-infinity'::timestamp with time zone) < (now() - ((2)::double precision * c.run_interval)))) AS overdue,
+    COALESCE(o.enabled, true) AS enabled
+   FROM ((nikita.job_catalog c
+     LEFT JOIN nikita.cron_jobs o ON ((c.job_name = o.job_name)))
      LEFT JOIN LATERAL ( SELECT ( SELECT e.started_at
                    FROM nikita.job_executions e
                   WHERE ((e.job_name = c.job_name) AND (e.status <> 'skipped'::text))
@@ -5069,7 +5292,7 @@ CREATE VIEW nikita.job_health AS
 -- Name: VIEW job_health; Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON VIEW nikita.job_health IS 'Per job: last run (start), last success and failure (end), running now (its advisory lock is held), overdue (no success within twice its interval since install).';
+COMMENT ON VIEW nikita.job_health IS 'Per job: last run (start), last success and failure (end), running now (its advisory lock is held), overdue (no success within twice its interval since install; never when disabled), enabled (nikita.set_job_enabled).';
 
 --
 -- Name: scheduled_events; Type: TABLE; Schema: nikita; Owner: -
@@ -5324,6 +5547,13 @@ COMMENT ON COLUMN nikita.users.boss_attempts IS 'Failed boss attempts in the cur
 
 ALTER TABLE ONLY nikita.conversations
     ADD CONSTRAINT conversations_pkey PRIMARY KEY (id);
+
+--
+-- Name: cron_jobs cron_jobs_pkey; Type: CONSTRAINT; Schema: nikita; Owner: -
+--
+
+ALTER TABLE ONLY nikita.cron_jobs
+    ADD CONSTRAINT cron_jobs_pkey PRIMARY KEY (job_name);
 
 --
 -- Name: daily_summaries daily_summaries_pkey; Type: CONSTRAINT; Schema: nikita; Owner: -
@@ -5835,6 +6065,18 @@ REVOKE ALL ON FUNCTION nikita._checked_now(p_now timestamp with time zone) FROM 
 REVOKE ALL ON FUNCTION nikita._conversation_max_attempts() FROM PUBLIC;
 
 --
+-- Name: FUNCTION _cron_job_apply(p_job text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._cron_job_apply(p_job text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _cron_schedule_error(p_schedule text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._cron_schedule_error(p_schedule text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _decay_batch_pages(); Type: ACL; Schema: nikita; Owner: -
 --
 
@@ -6329,6 +6571,20 @@ GRANT ALL ON FUNCTION nikita.schedule_event(p_user_id uuid, p_platform text, p_e
 
 REVOKE ALL ON FUNCTION nikita.schedule_reply(p_user_id uuid, p_text text, p_source_conversation_id uuid, p_dedupe_key text, p_options jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita.schedule_reply(p_user_id uuid, p_text text, p_source_conversation_id uuid, p_dedupe_key text, p_options jsonb) TO nikita_app;
+
+--
+-- Name: FUNCTION set_job_enabled(p_job text, p_enabled boolean); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.set_job_enabled(p_job text, p_enabled boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita.set_job_enabled(p_job text, p_enabled boolean) TO nikita_ops;
+
+--
+-- Name: FUNCTION set_job_schedule(p_job text, p_schedule text); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita.set_job_schedule(p_job text, p_schedule text) FROM PUBLIC;
+GRANT ALL ON FUNCTION nikita.set_job_schedule(p_job text, p_schedule text) TO nikita_ops;
 
 --
 -- Name: FUNCTION show_event(p_id uuid, p_with_text boolean); Type: ACL; Schema: nikita; Owner: -

@@ -1,10 +1,10 @@
--- Schedules are operator data (issue 12, part 1): nikita.set_job_schedule and
+-- Schedules are operator data: nikita.set_job_schedule and
 -- nikita.set_job_enabled record the operator's choice in nikita.cron_jobs (sql/0017), which
 -- cron/schedule.sql reads on every migrate, and apply it to pg_cron at once where they can:
 -- when pg_cron lives in this database. When it lives in another database of the cluster
 -- (managed services), SQL here cannot reach it: the change is recorded, a NOTICE says so, and
 -- the next `scripts/migrate.sh` (or `make cron`) applies it.
--- Granted to the owner (implicitly) and to nikita_ops when that role exists (issue 13 creates
+-- Granted to the owner (implicitly) and to nikita_ops when that role exists (sql/0020 creates
 -- it): the grant below is re-run by every migrate, so it lands once the role is there.
 
 -- Why a schedule is refused, or NULL: the 5-field syntax pg_cron 1.4 accepts (no seconds
@@ -202,7 +202,7 @@ COMMENT ON FUNCTION nikita.set_job_enabled(text, boolean) IS
 'job, NULL.';
 REVOKE ALL ON FUNCTION nikita.set_job_enabled(text, boolean) FROM PUBLIC;
 
--- nikita_ops (issue 13, migration 0020) may not exist yet: grant once it does.
+-- nikita_ops (sql/0020) may not exist yet: grant once it does.
 DO $$
 BEGIN
     IF pg_catalog.to_regrole('nikita_ops') IS NOT NULL THEN

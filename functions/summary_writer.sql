@@ -1,4 +1,4 @@
--- The summary writer's hand-off (issue 11 rule 6; columns in sql/0015_summary_writer.sql):
+-- The summary writer's hand-off (columns in sql/0015_summary_writer.sql):
 --   pending --claim--> processing (lease, token, one attempt counted)
 --   processing --complete--> written (nikita_summary_text, emotional_tone)
 --   processing --fail (retryable) / lease expired--> pending, or failed once

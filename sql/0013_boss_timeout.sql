@@ -1,4 +1,4 @@
--- 0013: the boss-fight timeout (issue 11, rule 1; docs/jobs.md "Boss-fight timeout").
+-- 0013: the boss-fight timeout (docs/jobs.md "Boss-fight timeout").
 --
 -- users gains the fight's start and the failed attempts so far, as the game stores them
 -- (yangsi7/nikita: users.boss_fight_started_at, users.boss_attempts); three settings drive the

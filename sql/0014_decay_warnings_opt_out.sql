@@ -1,4 +1,4 @@
--- Decay warnings and the notification opt-out (issue 11, rules 2 and 3).
+-- Decay warnings and the notification opt-out (docs/jobs.md, docs/queue.md).
 --
 -- 1. A settings value_type 'json' (a list of thresholds is neither text nor a number) and the
 --    setting decay_warnings: [{"below": 40, "text": ...}, {"below": 30, "text": ...}], validated

@@ -1,4 +1,4 @@
--- Daily summaries in Nikita's voice (issue 11, rule 6). The summary job stays the source of
+-- Daily summaries in Nikita's voice (docs/jobs.md). The summary job stays the source of
 -- the facts and writes the factual `summary_text`; an optional writer (hosted by the shim,
 -- `--summary-writer`) claims each new row and writes `nikita_summary_text` (the game's column
 -- name for the in-character recap) and `emotional_tone` (what the game's portal shows). The

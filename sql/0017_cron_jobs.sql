@@ -1,4 +1,4 @@
--- The pg_cron jobs the package created, recorded by the package (issue 12, part 1). The live
+-- The pg_cron jobs the package created, recorded by the package (docs/install.md). The live
 -- game runs pg_cron jobs of its own, some named nikita-*: cron/schedule.sql and
 -- cron/unschedule.sql touch only the job ids recorded here (and, once, the jobs an earlier
 -- version scheduled: the catalog's name with the package's exact command), never a job guessed

@@ -17,7 +17,10 @@ SELECT ok((SELECT NOT rolcanlogin AND NOT rolsuper AND NOT rolbypassrls FROM pg_
     WHERE rolname = 'nikita_ops'), 'nikita_ops: a NOLOGIN group role, no superuser, no bypassrls');
 SELECT set_eq($$SELECT p.oid::regprocedure::text FROM pg_proc AS p
     WHERE p.pronamespace = 'nikita'::regnamespace AND has_function_privilege('nikita_ops', p.oid, 'EXECUTE')$$,
-    $$SELECT sig::text FROM admin_api$$, 'nikita_ops executes exactly the operator API');
+    $$SELECT sig::text FROM admin_api
+      -- and the operator's schedule functions (functions/job_schedule.sql)
+      UNION ALL VALUES ('nikita.set_job_schedule(text,text)'), ('nikita.set_job_enabled(text,boolean)')$$,
+    'nikita_ops executes exactly the operator API and the job schedule functions');
 SELECT is((SELECT array_agg(format('%s -> %s', a.sig, r.rolname) ORDER BY 1)
     FROM admin_api AS a
     CROSS JOIN (VALUES ('nikita_app'), ('nikita_worker'), ('nikita_readonly'), ('nikita_jobs')) AS r (rolname)
