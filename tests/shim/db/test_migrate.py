@@ -73,6 +73,9 @@ def copy_project(dest: Path) -> Path:
     for part in ("scripts", "sql", "functions", "cron"):
         if (ROOT / part).exists():
             shutil.copytree(ROOT / part, dest / part)
+    # migrate records the package version it reads there (nikita.schema_version)
+    (dest / "shim" / "nikita_shim").mkdir(parents=True)
+    shutil.copy2(ROOT / "shim" / "nikita_shim" / "__init__.py", dest / "shim" / "nikita_shim")
     return dest
 
 
@@ -195,11 +198,57 @@ def test_the_comment_check_refuses_real_edits(tmp_path: Path) -> None:
     assert not check(body, body.replace("-- one", "-- uno"))
 
 
+def test_only_the_documented_removal_is_accepted() -> None:
+    mc = _migration_comments()
+    old = "-- x\nCREATE EXTENSION IF NOT EXISTS pgcrypto;\nCREATE TABLE t (a int);\n"
+    new = "-- y\nCREATE TABLE t (a int);\n"
+    assert mc.predecessor("0001_schema", old, new) == mc.REMOVED_STATEMENTS["0001_schema"][1]
+    # the same removal in another migration, or anything more removed, is no predecessor
+    assert mc.predecessor("0002_security", old, new) is None
+    assert mc.predecessor("0001_schema", old.replace("(a int)", "(a bigint)"), new) is None
+    assert mc.predecessor("0001_schema", old.replace("pgcrypto", "postgis"), new) is None
+    twice = old + "CREATE EXTENSION IF NOT EXISTS pgcrypto;\n"
+    assert mc.predecessor("0001_schema", twice, new) is None
+
+
+def test_an_install_of_0001_with_pgcrypto_keeps_working(
+    empty_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """An install that applied 0001 before pgcrypto was dropped migrates on; a fresh install
+    never creates the extension."""
+    fresh = empty_database()
+    assert run_migrate(fresh).returncode == 0
+    with psycopg.connect(fresh) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'"
+        ).fetchone() == (0,)
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("no git history to find the earlier text in")
+    url = empty_database()
+    project = copy_project(tmp_path / "project")
+    target = project / "sql" / "0001_schema.sql"
+    current = target.read_bytes()
+    older = subprocess.run(
+        ["git", "-C", str(ROOT), "show", "eb7deb1:sql/0001_schema.sql"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert b"CREATE EXTENSION IF NOT EXISTS pgcrypto;" in older
+    target.write_bytes(older)
+    assert run_migrate(url, project).returncode == 0
+    target.write_bytes(current)
+    result = run_migrate(url, project)
+    assert result.returncode == 0, result.stderr
+    assert "0001_schema: checksum " + hashlib.sha256(older).hexdigest() in result.stderr
+    assert _recorded(url, "0001_schema") == hashlib.sha256(current).hexdigest()
+
+
 def test_every_listed_checksum_is_a_comment_only_predecessor() -> None:
     """Each line of sql/CHECKSUMS.previous names an earlier text of its migration, in git
     history, that differs from the current file in comments only."""
     listed = [
-        line.split()
+        line.split("#")[0].split()
         for line in (ROOT / "sql" / "CHECKSUMS.previous").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
@@ -207,7 +256,7 @@ def test_every_listed_checksum_is_a_comment_only_predecessor() -> None:
         return
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("no git history to find the earlier texts in")
-    comment_only = _migration_comments().comment_only
+    predecessor = _migration_comments().predecessor
     for version, checksum in listed:
         path = f"sql/{version}.sql"
         current = (ROOT / path).read_text()
@@ -225,4 +274,6 @@ def test_every_listed_checksum_is_a_comment_only_predecessor() -> None:
         )
         found = next((t for t in texts if hashlib.sha256(t).hexdigest() == checksum), None)
         assert found is not None, f"{version} {checksum}: no such text in the history of {path}"
-        assert comment_only(found.decode(), current), f"{version} {checksum}: not comment-only"
+        assert predecessor(version, found.decode(), current), (
+            f"{version} {checksum}: neither comment-only nor a documented removal"
+        )
