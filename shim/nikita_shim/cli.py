@@ -1,4 +1,4 @@
-"""Command line entry point of nikita-shim: run, status, check."""
+"""Command line entry point of nikita-shim: run, status, check, migrate."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .config import ConfigError, load_config
 from .health import (
     EXIT_CONFIG,
     EXIT_OK,
+    EXIT_SCHEMA_VERSION,
     EXIT_UNHEALTHY,
     EXIT_UNREACHABLE,
     problems,
@@ -46,7 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "check",
         help="exit 0 when healthy, 1 when the queue or jobs are unhealthy, "
-        "2 on bad configuration, 3 when the database is unreachable",
+        "2 on bad configuration, 3 when the database is unreachable, "
+        "4 when it was migrated by another version of this package",
+    )
+    migrate = sub.add_parser(
+        "migrate",
+        help="install or upgrade the database side (sql/, functions/, cron/ carried by this "
+        "package) with psql, as scripts/migrate.sh does; exit 3 if an applied migration changed",
+    )
+    migrate.add_argument(
+        "--database-url", metavar="URL", help="the database to migrate (default: DATABASE_URL)"
     )
     return parser
 
@@ -100,6 +110,7 @@ def _health(args: argparse.Namespace) -> int:
 
     from .health import fetch_health
     from .redact import Redactor
+    from .schema_version import check_url
 
     try:
         cfg = load_config(need_delivery=False)
@@ -108,6 +119,11 @@ def _health(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     redact = Redactor(cfg.secrets)
     try:
+        version_problem = asyncio.run(check_url(cfg.database_url, cfg.connect_timeout))
+        if version_problem and args.command == "check":
+            # before the health views: another version's views may not be readable at all
+            print("SCHEMA VERSION: " + version_problem)
+            return EXIT_SCHEMA_VERSION
         queue, jobs = asyncio.run(fetch_health(cfg.database_url, cfg.connect_timeout))
     except psycopg.OperationalError as exc:
         print(f"nikita-shim: database unreachable: {redact(str(exc).strip())}", file=sys.stderr)
@@ -116,6 +132,8 @@ def _health(args: argparse.Namespace) -> int:
         print(f"nikita-shim: cannot read health views: {redact(str(exc).strip())}", file=sys.stderr)
         return EXIT_UNREACHABLE
     found = problems(queue, jobs, cfg.check_max_lag)
+    if version_problem:
+        found.insert(0, version_problem)
     if args.command == "status":
         print(render_json(queue, jobs) if args.json else render_status(queue, jobs), end="")
         if not args.json:
@@ -135,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "migrate":
+        from .migrate import run as run_migrate
+
+        return run_migrate(args.database_url)
     logging.basicConfig(level=logging.WARNING)
     return _health(args)
 

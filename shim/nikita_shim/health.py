@@ -16,6 +16,7 @@ EXIT_OK = 0
 EXIT_UNHEALTHY = 1
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
+EXIT_SCHEMA_VERSION = 4  # migrated by another package version: run `nikita-shim migrate`
 
 
 def _cell(value: Any) -> str:
