@@ -17,6 +17,7 @@
 # 2. functions/*.sql, all re-applied (CREATE OR REPLACE), in one transaction.
 # 3. cron/schedule.sql when pg_cron is installed in this database (a notice otherwise).
 # 4. The package version, into nikita.schema_version (migration 0018), when it differs.
+# Exit 3: an applied migration changed. Exit 4: group roles missing and no CREATEROLE.
 # Running it twice changes nothing.
 set -euo pipefail
 
@@ -42,6 +43,27 @@ CREATE TABLE IF NOT EXISTS nikita.schema_migrations (
 );
 REVOKE ALL ON nikita.schema_migrations FROM PUBLIC;
 SQL
+
+# The group roles and nikita_jobs are created by 0002 and 0011 when missing, which needs
+# CREATEROLE. Without it they must exist already: say exactly what to pre-create (exit 4).
+missing_roles=$("${psql_[@]}" -tAc "
+    SELECT string_agg(r, ' ' ORDER BY r) FROM unnest(ARRAY['nikita_worker', 'nikita_app',
+        'nikita_readonly', 'nikita_jobs']) AS r
+    WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r)
+      AND NOT (SELECT rolsuper OR rolcreaterole FROM pg_catalog.pg_roles
+               WHERE rolname = current_user)")
+if [ -n "$missing_roles" ]; then
+    say "ERROR: roles $missing_roles are missing and this role has no CREATEROLE to create them."
+    say "Have an administrator create them once per cluster (docs/install.md, \"Installing without CREATEROLE\"):"
+    for r in $missing_roles; do
+        case $r in
+            nikita_jobs) say "  CREATE ROLE nikita_jobs LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;"
+                         say "  ALTER ROLE nikita_jobs SET search_path = pg_catalog, pg_temp;" ;;
+            *) say "  CREATE ROLE $r NOLOGIN;" ;;
+        esac
+    done
+    exit 4
+fi
 
 applied=0
 # "version sha256" lines: listed predecessors of a migration (# starts a comment).

@@ -37,6 +37,15 @@ REMOVED_STATEMENTS: dict[str, tuple[str, str]] = {
         "extensions off their allow-list (issue 12)",
     ),
 }
+# version -> (sha256 of strip_comments(earlier text), sha256 of strip_comments(current text), why)
+REWRITTEN: dict[str, tuple[str, str, str]] = {
+    "0011_jobs_role": (
+        "616526f9c7c7d292bd6b9f78cde7cbdc4c476a56e9242eb58c009abe4293e976",
+        "f9ca5e144a02c2844a4310b5e23d9555a8da6720a54638e00c4b178fb0d13b8a",
+        "role comment and search_path only with CREATEROLE: an installer without it finds "
+        "nikita_jobs pre-created (issue 12); same effect for every install that had it",
+    ),
+}
 _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
 
 
@@ -107,7 +116,15 @@ def predecessor(version: str, old: str, new: str) -> str | None:
         return "comment-only"
     if removed_only(version, old, new):
         return REMOVED_STATEMENTS[version][1]
+    if version in REWRITTEN:
+        before, after, why = REWRITTEN[version]
+        if (_sql_sha(old), _sql_sha(new)) == (before, after):
+            return why
     return None
+
+
+def _sql_sha(text: str) -> str:
+    return hashlib.sha256(strip_comments(text).encode()).hexdigest()
 
 
 def accept(path: Path, rev: str) -> int:

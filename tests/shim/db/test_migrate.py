@@ -6,14 +6,16 @@ import hashlib
 import importlib.util
 import shutil
 import subprocess
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
-from nikita_testdb import ROOT, run_migrate
+from nikita_testdb import ROOT, database_url, run_migrate
 
 # Everything migrate can create or change, as one comparable snapshot.
 CATALOG_FINGERPRINT = """
@@ -277,3 +279,57 @@ def test_every_listed_checksum_is_a_comment_only_predecessor() -> None:
         assert predecessor(version, found.decode(), current), (
             f"{version} {checksum}: neither comment-only nor a documented removal"
         )
+
+
+def test_the_0011_rewrite_is_accepted_only_as_pinned() -> None:
+    mc = _migration_comments()
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("no git history to find the earlier text in")
+    old = subprocess.run(
+        ["git", "-C", str(ROOT), "show", "eb7deb1:sql/0011_jobs_role.sql"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    new = (ROOT / "sql" / "0011_jobs_role.sql").read_text()
+    assert mc.predecessor("0011_jobs_role", old, new) == mc.REWRITTEN["0011_jobs_role"][2]
+    assert mc.predecessor("0011_jobs_role", "-- reworded\n" + old, new) is not None
+    assert mc.predecessor("0011_jobs_role", old, new + "GRANT nikita_jobs TO PUBLIC;\n") is None
+    assert mc.predecessor("0012_job_catalog_internal_names", old, new) is None
+
+
+def test_an_installer_without_createrole_installs_beside_pre_created_roles(
+    admin_url: str,
+) -> None:
+    """Roles are cluster-wide and exist here (created by earlier installs, as an administrator
+    would pre-create them): a database owner without CREATEROLE installs the whole schema, and
+    0011 leaves nikita_jobs' comment and search_path alone, saying so."""
+    installer = f"nikita_installer_{uuid.uuid4().hex[:8]}"
+    dbname = f"nikita_norole_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        before = conn.execute(
+            "SELECT rolconfig FROM pg_roles WHERE rolname = 'nikita_jobs'"
+        ).fetchone()
+        assert before is not None
+        conn.execute(f"CREATE ROLE {installer} LOGIN NOCREATEROLE NOSUPERUSER")
+        conn.execute(f"CREATE DATABASE {dbname} OWNER {installer}")
+    try:
+        url = make_conninfo(database_url(admin_url, dbname), user=installer)
+        result = run_migrate(url)
+        assert result.returncode == 0, result.stderr
+        assert "nikita_jobs exists and " + installer + " has no CREATEROLE" in result.stderr
+        assert "0 migration(s)" not in result.stderr
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM nikita.schema_migrations").fetchone() == (
+                len(list((ROOT / "sql").glob("[0-9][0-9][0-9][0-9]_*.sql"))),
+            )
+            assert (
+                conn.execute(
+                    "SELECT rolconfig FROM pg_roles WHERE rolname = 'nikita_jobs'"
+                ).fetchone()
+                == before
+            )
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+            conn.execute(f"DROP ROLE IF EXISTS {installer}")
