@@ -96,7 +96,9 @@ def venv_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bin_
 
 
-def shim(bin_: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def shim(
+    bin_: Path, *args: str, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     # PATH without this test's own virtualenv: only the installed package runs
     return subprocess.run(
         [str(bin_ / "nikita-shim"), *args],
@@ -104,7 +106,7 @@ def shim(bin_: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedPro
         cwd="/",
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 
@@ -161,7 +163,8 @@ def test_another_package_version_is_refused_until_migrate(
     assert status.returncode == 0 and "migrated by nikita-tasks 0.0.9" in status.stdout
 
     env = shim_env(url) | {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE": "http://127.0.0.1:9"}
-    run = shim(venv_bin, "run", env=env)
+    # refused at once; a shim that started instead would run until the timeout fails the test
+    run = shim(venv_bin, "run", env=env, timeout=60)
     assert run.returncode == 3, run
     assert "migrated by nikita-tasks 0.0.9" in run.stderr + run.stdout
     assert "`nikita-shim migrate`" in run.stderr + run.stdout
