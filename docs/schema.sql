@@ -5406,6 +5406,24 @@ ALTER TABLE nikita.scheduled_events ALTER COLUMN seq ADD GENERATED ALWAYS AS IDE
 );
 
 --
+-- Name: schema_version; Type: TABLE; Schema: nikita; Owner: -
+--
+
+CREATE TABLE nikita.schema_version (
+    singleton boolean DEFAULT true NOT NULL,
+    version text NOT NULL,
+    migrated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT schema_version_singleton_check CHECK (singleton),
+    CONSTRAINT schema_version_version_check CHECK ((version ~ '^[0-9][0-9A-Za-z.+-]*$'::text))
+);
+
+--
+-- Name: TABLE schema_version; Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON TABLE nikita.schema_version IS 'nikita-tasks: the package version of the last migrate run (one row). Written by the migrator only; the shim compares it with its own version and refuses to start on a mismatch.';
+
+--
 -- Name: score_history; Type: TABLE; Schema: nikita; Owner: -
 --
 
@@ -5616,6 +5634,13 @@ ALTER TABLE ONLY nikita.scheduled_events
 
 ALTER TABLE ONLY nikita.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+--
+-- Name: schema_version schema_version_pkey; Type: CONSTRAINT; Schema: nikita; Owner: -
+--
+
+ALTER TABLE ONLY nikita.schema_version
+    ADD CONSTRAINT schema_version_pkey PRIMARY KEY (singleton);
 
 --
 -- Name: score_history score_history_pkey; Type: CONSTRAINT; Schema: nikita; Owner: -
@@ -5884,7 +5909,7 @@ CREATE POLICY conversations_app_all ON nikita.conversations TO nikita_app USING 
 -- Name: conversations conversations_owner_select; Type: POLICY; Schema: nikita; Owner: -
 --
 
-CREATE POLICY conversations_owner_select ON nikita.conversations FOR SELECT USING ((user_id = nikita.current_user_id()));
+CREATE POLICY conversations_owner_select ON nikita.conversations FOR SELECT USING ((user_id = ( SELECT nikita.current_user_id() AS current_user_id)));
 
 --
 -- Name: daily_summaries; Type: ROW SECURITY; Schema: nikita; Owner: -
@@ -5902,7 +5927,7 @@ CREATE POLICY daily_summaries_app_all ON nikita.daily_summaries TO nikita_app US
 -- Name: daily_summaries daily_summaries_owner_select; Type: POLICY; Schema: nikita; Owner: -
 --
 
-CREATE POLICY daily_summaries_owner_select ON nikita.daily_summaries FOR SELECT USING ((user_id = nikita.current_user_id()));
+CREATE POLICY daily_summaries_owner_select ON nikita.daily_summaries FOR SELECT USING ((user_id = ( SELECT nikita.current_user_id() AS current_user_id)));
 
 --
 -- Name: scheduled_events; Type: ROW SECURITY; Schema: nikita; Owner: -
@@ -5914,7 +5939,7 @@ ALTER TABLE nikita.scheduled_events ENABLE ROW LEVEL SECURITY;
 -- Name: scheduled_events scheduled_events_owner_select; Type: POLICY; Schema: nikita; Owner: -
 --
 
-CREATE POLICY scheduled_events_owner_select ON nikita.scheduled_events FOR SELECT USING ((user_id = nikita.current_user_id()));
+CREATE POLICY scheduled_events_owner_select ON nikita.scheduled_events FOR SELECT USING ((user_id = ( SELECT nikita.current_user_id() AS current_user_id)));
 
 --
 -- Name: score_history; Type: ROW SECURITY; Schema: nikita; Owner: -
@@ -5932,7 +5957,7 @@ CREATE POLICY score_history_app_all ON nikita.score_history TO nikita_app USING 
 -- Name: score_history score_history_owner_select; Type: POLICY; Schema: nikita; Owner: -
 --
 
-CREATE POLICY score_history_owner_select ON nikita.score_history FOR SELECT USING ((user_id = nikita.current_user_id()));
+CREATE POLICY score_history_owner_select ON nikita.score_history FOR SELECT USING ((user_id = ( SELECT nikita.current_user_id() AS current_user_id)));
 
 --
 -- Name: signup_sessions; Type: ROW SECURITY; Schema: nikita; Owner: -
@@ -5962,7 +5987,7 @@ CREATE POLICY users_app_all ON nikita.users TO nikita_app USING (true) WITH CHEC
 -- Name: users users_owner_select; Type: POLICY; Schema: nikita; Owner: -
 --
 
-CREATE POLICY users_owner_select ON nikita.users FOR SELECT USING ((id = nikita.current_user_id()));
+CREATE POLICY users_owner_select ON nikita.users FOR SELECT USING ((id = ( SELECT nikita.current_user_id() AS current_user_id)));
 
 --
 -- Name: SCHEMA nikita; Type: ACL; Schema: -; Owner: -
@@ -6644,6 +6669,14 @@ GRANT SELECT ON TABLE nikita.queue_health TO nikita_readonly;
 --
 
 GRANT SELECT ON TABLE nikita.reply_delays TO nikita_app;
+
+--
+-- Name: TABLE schema_version; Type: ACL; Schema: nikita; Owner: -
+--
+
+GRANT SELECT ON TABLE nikita.schema_version TO nikita_worker;
+GRANT SELECT ON TABLE nikita.schema_version TO nikita_app;
+GRANT SELECT ON TABLE nikita.schema_version TO nikita_readonly;
 
 --
 -- Name: TABLE score_history; Type: ACL; Schema: nikita; Owner: -

@@ -1,8 +1,6 @@
 -- The whole data model: game tables, package tables, seeds (docs/schema.sql: as it is now).
 -- Applied once, in one transaction, by scripts/migrate.sh.
 
-CREATE EXTENSION IF NOT EXISTS pgcrypto;
-
 -- Validators used by CHECK constraints. Declared IMMUTABLE so CHECKs may use them; the time
 -- zone list only grows between PostgreSQL releases, so a stored row never turns invalid.
 CREATE FUNCTION nikita.is_valid_timezone(p_name text)

@@ -12,6 +12,9 @@
 --   its internals (granted by functions/run_job.sql), no table privilege.
 --   search_path pinned for its sessions: a second guard besides run_job's own.
 -- Created once per cluster (roles are cluster-wide); an existing role is left as it is.
+-- Its comment and search_path need CREATEROLE: an installing role without it (the role was
+-- pre-created, docs/install.md "Installing without CREATEROLE") leaves both to the
+-- administrator who created it, and says so.
 
 DO $$
 BEGIN
@@ -19,14 +22,18 @@ BEGIN
         CREATE ROLE nikita_jobs LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION
         NOBYPASSRLS;
     END IF;
+    IF NOT (SELECT r.rolsuper OR r.rolcreaterole FROM pg_catalog.pg_roles AS r
+            WHERE r.rolname = current_user) THEN
+        RAISE WARNING 'nikita_jobs exists and % has no CREATEROLE: its comment and search_path '
+        'are left as the administrator set them (docs/install.md)', current_user;
+        RETURN;
+    END IF;
+    COMMENT ON ROLE nikita_jobs IS
+    'nikita-tasks: pg_cron runs the package''s jobs as this role (CALL nikita.run_job). '
+    'Never make it a superuser or a member of the schema owner.';
+    ALTER ROLE nikita_jobs SET search_path = pg_catalog, pg_temp;
 END
 $$;
-
-COMMENT ON ROLE nikita_jobs IS
-'nikita-tasks: pg_cron runs the package''s jobs as this role (CALL nikita.run_job). '
-'Never make it a superuser or a member of the schema owner.';
-
-ALTER ROLE nikita_jobs SET search_path = pg_catalog, pg_temp;
 
 DO $$
 BEGIN

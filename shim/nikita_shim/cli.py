@@ -1,4 +1,5 @@
-"""Command line entry point of nikita-shim: run, status, check; events and jobs (admin_cli.py)."""
+"""Command line entry point of nikita-shim: run, status, check, migrate; events and jobs
+(admin_cli.py)."""
 
 from __future__ import annotations
 
@@ -44,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON instead of tables")
     check = sub.add_parser(
         "check",
-        help="monitoring plugin: exit 0 OK, 1 WARNING, 2 CRITICAL (or database unreachable), "
-        "3 UNKNOWN (bad configuration, views missing); one line with perfdata",
+        help="monitoring plugin: exit 0 OK, 1 WARNING, 2 CRITICAL (database unreachable, or "
+        "migrated by another version of this package), 3 UNKNOWN (bad configuration, views "
+        "missing); one line with perfdata",
     )
     check.add_argument(
         "-w",
@@ -58,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--critical",
         metavar="SECONDS",
         help="oldest due event lag for CRITICAL (default three times the warning)",
+    )
+    migrate = sub.add_parser(
+        "migrate",
+        help="install or upgrade the database side (sql/, functions/, cron/ carried by this "
+        "package) with psql, as scripts/migrate.sh does; exit 3 if an applied migration changed",
+    )
+    migrate.add_argument(
+        "--database-url", metavar="URL", help="the database to migrate (default: DATABASE_URL)"
     )
     admin_cli.add_commands(sub)
     return parser
@@ -123,6 +133,7 @@ def _health(args: argparse.Namespace) -> int:
 
     from .health import CRITICAL, UNKNOWN, check_state, fetch_health, plugin_line
     from .redact import Redactor
+    from .schema_version import check_url
 
     checking = args.command == "check"
     try:
@@ -141,6 +152,12 @@ def _health(args: argparse.Namespace) -> int:
             return UNKNOWN
     redact = Redactor(cfg.secrets)
     try:
+        version_problem = asyncio.run(check_url(cfg.database_url, cfg.connect_timeout))
+        if version_problem and checking:
+            # Before the health views (another version's may not be readable): CRITICAL, as the
+            # shim refuses to run against it, so nothing is delivered.
+            print(plugin_line(CRITICAL, "schema version: " + version_problem))
+            return CRITICAL
         queue, jobs = asyncio.run(fetch_health(cfg.database_url, cfg.connect_timeout))
     except psycopg.OperationalError as exc:
         text = f"database unreachable: {redact(str(exc).strip())}"
@@ -161,6 +178,8 @@ def _health(args: argparse.Namespace) -> int:
         print(plugin_line(state, text, perf))
         return state
     found = problems(queue, jobs, cfg.check_max_lag)
+    if version_problem:
+        found.insert(0, version_problem)
     print(render_json(queue, jobs) if args.json else render_status(queue, jobs), end="")
     if not args.json:
         print("\nHealth: " + ("OK" if not found else "UNHEALTHY"))
@@ -176,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     if args.command in ("events", "jobs"):
         return admin_cli.main(args)
+    if args.command == "migrate":
+        from .migrate import run as run_migrate
+
+        return run_migrate(args.database_url)
     logging.basicConfig(level=logging.WARNING)
     return _health(args)
 

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from . import queries
+from . import queries, schema_version
 from .metrics import Metrics
 
 log = logging.getLogger("nikita_shim.db")
@@ -35,7 +35,7 @@ class DbLost(Exception):
 
 
 class SchemaMissing(Exception):
-    """The nikita functions are not installed (run the migrations)."""
+    """The nikita functions are not installed, or by another package version (run migrate)."""
 
 
 class Connector:
@@ -111,15 +111,20 @@ class Connector:
         self._pool = pool
 
     async def check_schema(self) -> None:
-        """Raise SchemaMissing naming the functions that do not exist."""
+        """Raise SchemaMissing naming the functions that do not exist, or the package version
+        the database was migrated with when it is not ours."""
         async with self.connection() as conn:
             cur = await conn.execute(queries.MISSING_FUNCTIONS, (list(queries.REQUIRED_FUNCTIONS),))
             missing = [row[0] for row in await cur.fetchall()]
+            found = None if missing else await schema_version.fetch(conn)
         if missing:
             raise SchemaMissing(
                 "the nikita schema is not migrated (missing " + ", ".join(missing) + "): "
-                "run `make migrate DATABASE_URL=...`"
+                f"run `{schema_version.FIX}` (or `make migrate DATABASE_URL=...` in a checkout)"
             )
+        problem = schema_version.mismatch(found)
+        if problem:
+            raise SchemaMissing(problem)
 
     async def _teardown(self) -> None:
         self.connected.clear()

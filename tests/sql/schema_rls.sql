@@ -6,7 +6,7 @@
 -- A policy weakened to `... OR true` or `user_id IS NOT NULL` fails the read assertions; a
 -- permissive write policy fails the write assertions.
 BEGIN;
-SELECT plan(49);
+SELECT plan(50);
 
 SELECT is(
     (SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c
@@ -210,6 +210,16 @@ RESET ROLE;
 -- As the owner again: nothing the player tried changed anything.
 SELECT is(pg_temp.table_hash(s.tbl), s.h, s.tbl || ': every row as it was')
 FROM rls_snapshot AS s ORDER BY s.tbl;
+
+-- Migration 0018: every player policy evaluates nikita.current_user_id() once per statement,
+-- as a scalar subquery (an InitPlan), not once per row (Supabase's auth_rls_initplan advisor).
+SELECT is(
+    (SELECT array_agg(policyname::text ORDER BY policyname) FROM pg_policies
+      WHERE schemaname = 'nikita' AND qual LIKE '%current_user_id()%'
+        AND qual NOT LIKE '%( SELECT nikita.current_user_id() AS current_user_id)%'),
+    NULL,
+    'no policy calls nikita.current_user_id() per row'
+);
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -5,7 +5,7 @@ SELECT plan(22);
 SELECT tables_are('nikita', ARRAY[
     'users', 'conversations', 'score_history', 'daily_summaries', 'signup_sessions',
     'decay_rules', 'reply_delays', 'scheduled_events', 'job_executions', 'settings',
-    'schema_migrations', 'cron_jobs'
+    'schema_migrations', 'cron_jobs', 'schema_version'
 ]);
 
 SELECT columns_are('nikita', 'users', ARRAY[

@@ -6,14 +6,16 @@ import hashlib
 import importlib.util
 import shutil
 import subprocess
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
-from nikita_testdb import ROOT, run_migrate
+from nikita_testdb import ROOT, database_url, run_migrate
 
 # Everything migrate can create or change, as one comparable snapshot.
 CATALOG_FINGERPRINT = """
@@ -73,6 +75,9 @@ def copy_project(dest: Path) -> Path:
     for part in ("scripts", "sql", "functions", "cron"):
         if (ROOT / part).exists():
             shutil.copytree(ROOT / part, dest / part)
+    # migrate records the package version it reads there (nikita.schema_version)
+    (dest / "shim" / "nikita_shim").mkdir(parents=True)
+    shutil.copy2(ROOT / "shim" / "nikita_shim" / "__init__.py", dest / "shim" / "nikita_shim")
     return dest
 
 
@@ -195,11 +200,57 @@ def test_the_comment_check_refuses_real_edits(tmp_path: Path) -> None:
     assert not check(body, body.replace("-- one", "-- uno"))
 
 
+def test_only_the_documented_removal_is_accepted() -> None:
+    mc = _migration_comments()
+    old = "-- x\nCREATE EXTENSION IF NOT EXISTS pgcrypto;\nCREATE TABLE t (a int);\n"
+    new = "-- y\nCREATE TABLE t (a int);\n"
+    assert mc.predecessor("0001_schema", old, new) == mc.REMOVED_STATEMENTS["0001_schema"][1]
+    # the same removal in another migration, or anything more removed, is no predecessor
+    assert mc.predecessor("0002_security", old, new) is None
+    assert mc.predecessor("0001_schema", old.replace("(a int)", "(a bigint)"), new) is None
+    assert mc.predecessor("0001_schema", old.replace("pgcrypto", "postgis"), new) is None
+    twice = old + "CREATE EXTENSION IF NOT EXISTS pgcrypto;\n"
+    assert mc.predecessor("0001_schema", twice, new) is None
+
+
+def test_an_install_of_0001_with_pgcrypto_keeps_working(
+    empty_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """An install that applied 0001 before pgcrypto was dropped migrates on; a fresh install
+    never creates the extension."""
+    fresh = empty_database()
+    assert run_migrate(fresh).returncode == 0
+    with psycopg.connect(fresh) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'"
+        ).fetchone() == (0,)
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("no git history to find the earlier text in")
+    url = empty_database()
+    project = copy_project(tmp_path / "project")
+    target = project / "sql" / "0001_schema.sql"
+    current = target.read_bytes()
+    older = subprocess.run(
+        ["git", "-C", str(ROOT), "show", "eb7deb1:sql/0001_schema.sql"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert b"CREATE EXTENSION IF NOT EXISTS pgcrypto;" in older
+    target.write_bytes(older)
+    assert run_migrate(url, project).returncode == 0
+    target.write_bytes(current)
+    result = run_migrate(url, project)
+    assert result.returncode == 0, result.stderr
+    assert "0001_schema: checksum " + hashlib.sha256(older).hexdigest() in result.stderr
+    assert _recorded(url, "0001_schema") == hashlib.sha256(current).hexdigest()
+
+
 def test_every_listed_checksum_is_a_comment_only_predecessor() -> None:
     """Each line of sql/CHECKSUMS.previous names an earlier text of its migration, in git
     history, that differs from the current file in comments only."""
     listed = [
-        line.split()
+        line.split("#")[0].split()
         for line in (ROOT / "sql" / "CHECKSUMS.previous").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
@@ -207,7 +258,7 @@ def test_every_listed_checksum_is_a_comment_only_predecessor() -> None:
         return
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("no git history to find the earlier texts in")
-    comment_only = _migration_comments().comment_only
+    predecessor = _migration_comments().predecessor
     for version, checksum in listed:
         path = f"sql/{version}.sql"
         current = (ROOT / path).read_text()
@@ -225,4 +276,60 @@ def test_every_listed_checksum_is_a_comment_only_predecessor() -> None:
         )
         found = next((t for t in texts if hashlib.sha256(t).hexdigest() == checksum), None)
         assert found is not None, f"{version} {checksum}: no such text in the history of {path}"
-        assert comment_only(found.decode(), current), f"{version} {checksum}: not comment-only"
+        assert predecessor(version, found.decode(), current), (
+            f"{version} {checksum}: neither comment-only nor a documented removal"
+        )
+
+
+def test_the_0011_rewrite_is_accepted_only_as_pinned() -> None:
+    mc = _migration_comments()
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("no git history to find the earlier text in")
+    old = subprocess.run(
+        ["git", "-C", str(ROOT), "show", "eb7deb1:sql/0011_jobs_role.sql"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    new = (ROOT / "sql" / "0011_jobs_role.sql").read_text()
+    assert mc.predecessor("0011_jobs_role", old, new) == mc.REWRITTEN["0011_jobs_role"][2]
+    assert mc.predecessor("0011_jobs_role", "-- reworded\n" + old, new) is not None
+    assert mc.predecessor("0011_jobs_role", old, new + "GRANT nikita_jobs TO PUBLIC;\n") is None
+    assert mc.predecessor("0012_job_catalog_internal_names", old, new) is None
+
+
+def test_an_installer_without_createrole_installs_beside_pre_created_roles(
+    admin_url: str,
+) -> None:
+    """Roles are cluster-wide and exist here (created by earlier installs, as an administrator
+    would pre-create them): a database owner without CREATEROLE installs the whole schema, and
+    0011 leaves nikita_jobs' comment and search_path alone, saying so."""
+    installer = f"nikita_installer_{uuid.uuid4().hex[:8]}"
+    dbname = f"nikita_norole_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        before = conn.execute(
+            "SELECT rolconfig FROM pg_roles WHERE rolname = 'nikita_jobs'"
+        ).fetchone()
+        assert before is not None
+        conn.execute(f"CREATE ROLE {installer} LOGIN NOCREATEROLE NOSUPERUSER")
+        conn.execute(f"CREATE DATABASE {dbname} OWNER {installer}")
+    try:
+        url = make_conninfo(database_url(admin_url, dbname), user=installer)
+        result = run_migrate(url)
+        assert result.returncode == 0, result.stderr
+        assert "nikita_jobs exists and " + installer + " has no CREATEROLE" in result.stderr
+        assert "0 migration(s)" not in result.stderr
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM nikita.schema_migrations").fetchone() == (
+                len(list((ROOT / "sql").glob("[0-9][0-9][0-9][0-9]_*.sql"))),
+            )
+            assert (
+                conn.execute(
+                    "SELECT rolconfig FROM pg_roles WHERE rolname = 'nikita_jobs'"
+                ).fetchone()
+                == before
+            )
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+            conn.execute(f"DROP ROLE IF EXISTS {installer}")
