@@ -45,11 +45,11 @@ CREATE TABLE IF NOT EXISTS nikita.schema_migrations (
 REVOKE ALL ON nikita.schema_migrations FROM PUBLIC;
 SQL
 
-# The group roles and nikita_jobs are created by 0002 and 0011 when missing, which needs
+# The group roles, nikita_jobs and nikita_ops are created by 0002, 0011 and 0020 when missing, which needs
 # CREATEROLE. Without it they must exist already: say exactly what to pre-create (exit 4).
 missing_roles=$("${psql_[@]}" -tAc "
     SELECT string_agg(r, ' ' ORDER BY r) FROM unnest(ARRAY['nikita_worker', 'nikita_app',
-        'nikita_readonly', 'nikita_jobs']) AS r
+        'nikita_readonly', 'nikita_jobs', 'nikita_ops']) AS r
     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r)
       AND NOT (SELECT rolsuper OR rolcreaterole FROM pg_catalog.pg_roles
                WHERE rolname = current_user)")

@@ -20,9 +20,18 @@ BEGIN
 END
 $$;
 
-COMMENT ON ROLE nikita_ops IS
-'nikita-tasks: operators (find, show, retry, cancel events; list and run jobs) through the '
-'admin functions only. Grant it to named login roles.';
+-- The comment needs CREATEROLE: an installer without it (the role was pre-created,
+-- docs/install.md "Installing without CREATEROLE") leaves it to the administrator.
+DO $$
+BEGIN
+    IF (SELECT r.rolsuper OR r.rolcreaterole FROM pg_catalog.pg_roles AS r
+        WHERE r.rolname = current_user) THEN
+        COMMENT ON ROLE nikita_ops IS
+        'nikita-tasks: operators (find, show, retry, cancel events; list and run jobs) through '
+        'the admin functions only. Grant it to named login roles.';
+    END IF;
+END
+$$;
 
 DO $$
 BEGIN

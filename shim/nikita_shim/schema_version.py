@@ -15,6 +15,7 @@ from . import __version__
 
 FIX = "nikita-shim migrate"
 _EXISTS = "SELECT to_regclass('nikita.schema_version') IS NOT NULL"
+_SCHEMA = "SELECT to_regnamespace('nikita') IS NOT NULL"
 _VERSION = "SELECT version FROM nikita.schema_version"
 
 
@@ -39,8 +40,12 @@ def mismatch(found: str | None, mine: str = __version__) -> str | None:
 
 
 async def check_url(url: str, connect_timeout: float) -> str | None:
-    """mismatch() of the database at `url` (opens and closes its own connection)."""
+    """mismatch() of the database at `url` (opens and closes its own connection); None when
+    the database has no schema nikita at all: not migrated, which the health views report."""
     async with await AsyncConnection.connect(
         url, autocommit=True, connect_timeout=max(1, round(connect_timeout))
     ) as conn:
+        row = await (await conn.execute(_SCHEMA)).fetchone()
+        if not row or not row[0]:
+            return None
         return mismatch(await fetch(conn))

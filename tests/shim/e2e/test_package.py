@@ -104,7 +104,14 @@ def shim(
     # PATH without this test's own virtualenv: only the installed package runs
     return subprocess.run(
         [str(bin_ / "nikita-shim"), *args],
-        env={"PATH": f"{bin_}:/usr/local/bin:/usr/bin:/bin", "PTB_TIMEDELTA": "1", **env},
+        # NIKITA_CRON_FIND=no: a throwaway database on the shared cluster must not schedule
+        # pg_cron jobs (their names would collide with the project database's), as test.sh does
+        env={
+            "PATH": f"{bin_}:/usr/local/bin:/usr/bin:/bin",
+            "PTB_TIMEDELTA": "1",
+            "NIKITA_CRON_FIND": "no",
+            **env,
+        },
         cwd="/",
         capture_output=True,
         text=True,
