@@ -20,8 +20,9 @@ CRON_DB=${NIKITA_CRON_DB:-$DB}
 PACKAGES=(postgresql-15 postgresql-client-15 postgresql-15-cron postgresql-15-pgtap
           libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check)
 # Optional: installed when root can, else their tests skip with a message (promtool: the
-# alert rules' tests). --no-install-recommends: the Prometheus server is not started.
-OPTIONAL_PACKAGES=(prometheus)
+# alert rules' tests; chromium: the dashboard's browser test). --no-install-recommends: the
+# Prometheus server is not started.
+OPTIONAL_PACKAGES=(prometheus chromium)
 
 say() { printf 'db: %s\n' "$*" >&2; }
 die() { printf 'db: error: %s\n' "$*" >&2; exit 1; }

@@ -1,5 +1,5 @@
 """Command line entry point of nikita-shim: run, status, check, migrate; events and jobs
-(admin_cli.py)."""
+(admin_cli.py); dashboard (dashboard.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 
-from . import __version__, admin_cli
+from . import __version__, admin_cli, dashboard
 from .config import ConfigError, load_config
 from .health import (
     EXIT_CONFIG,
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--database-url", metavar="URL", help="the database to migrate (default: DATABASE_URL)"
     )
     admin_cli.add_commands(sub)
+    dashboard.add_command(sub)
     return parser
 
 
@@ -195,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     if args.command in ("events", "jobs"):
         return admin_cli.main(args)
+    if args.command == "dashboard":
+        return dashboard.main(args)
     if args.command == "migrate":
         from .migrate import run as run_migrate
 

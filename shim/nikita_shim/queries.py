@@ -104,3 +104,20 @@ LIST_JOB_RUNS: Final = (
 )
 # (job) -> its job_executions row: completed, failed or skipped
 RUN_JOB_NOW: Final = "SELECT * FROM nikita.run_job_now(%s)"
+
+# ---- dashboard (dashboard.py; nikita_ops, plus nikita_readonly for QUEUE_HEALTH) --------------
+
+# () -> the database clock, shown as the page's time
+DASHBOARD_NOW: Final = "SELECT now() AS now"
+# (lag seconds, lag seconds) -> pending events due more than lag ago (at most 1,000 counted):
+# asked for before now - lag (order_time <= scheduled_at) and due before it
+DASHBOARD_LATE: Final = (
+    "SELECT count(*) AS late FROM nikita.find_events(NULL::uuid, 'pending', NULL::text,"
+    " NULL::timestamptz, now() - make_interval(secs => %s), 1000, false)"
+    " WHERE scheduled_at <= now() - make_interval(secs => %s)"
+)
+# () -> pending events due now (at most 1,000), when QUEUE_HEALTH is not readable
+DASHBOARD_DUE: Final = (
+    "SELECT count(*) AS due FROM nikita.find_events(NULL::uuid, 'pending', NULL::text,"
+    " NULL::timestamptz, now(), 1000, false) WHERE scheduled_at <= now()"
+)
