@@ -1963,6 +1963,37 @@ $$;
 COMMENT ON FUNCTION nikita._job_record_start(p_name text) IS 'Internal to run_job: fail the running rows of job p_name as abandoned and write a new running row; returns its id. Only while holding the job''s lock.';
 
 --
+-- Name: _job_run_steps(text, timestamp with time zone); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._job_run_steps(p_name text, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_step text := nikita._job_step_function(p_name);
+    v_state jsonb;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    IF v_step IS NULL THEN
+        RAISE EXCEPTION 'unknown job "%"', p_name USING ERRCODE = '22023';
+    END IF;
+    LOOP
+        EXECUTE pg_catalog.format('SELECT nikita.%I($1, $2)', v_step)
+        INTO v_state USING p_now, v_state;
+        EXIT WHEN (v_state ->> 'done')::boolean;
+    END LOOP;
+    RETURN v_state -> 'result';
+END
+$_$;
+
+--
+-- Name: FUNCTION _job_run_steps(p_name text, p_now timestamp with time zone); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._job_run_steps(p_name text, p_now timestamp with time zone) IS 'Internal: run job p_name''s step (job_catalog.step) as of p_now until done, in the caller''s transaction; the last state''s result. Unknown job: 22023.';
+
+--
 -- Name: _job_step_function(text); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -2825,16 +2856,10 @@ CREATE FUNCTION nikita.apply_decay(p_now timestamp with time zone DEFAULT now())
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-DECLARE
-    v_state jsonb;
 BEGIN
     p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
-    LOOP
-        v_state := nikita._job_decay_step(p_now, v_state);
-        EXIT WHEN (v_state ->> 'done')::boolean;
-    END LOOP;
-    -- The batch timing and the pinned instant belong to the job's row, not to this result.
-    RETURN (v_state -> 'result') - 'max_batch_ms' - 'p_now';
+    -- The pinned instant (and decay's batch timing) belong to the job's row, not to this result.
+    RETURN nikita._job_run_steps('decay', p_now) - 'max_batch_ms' - 'p_now';
 END
 $$;
 
@@ -3965,15 +3990,10 @@ CREATE FUNCTION nikita.expire_boss_fights(p_now timestamp with time zone DEFAULT
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-DECLARE
-    v_state jsonb;
 BEGIN
     p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
-    LOOP
-        v_state := nikita._job_boss_timeout_step(p_now, v_state);
-        EXIT WHEN (v_state ->> 'done')::boolean;
-    END LOOP;
-    RETURN (v_state -> 'result') - 'p_now';
+    -- The pinned instant (and decay's batch timing) belong to the job's row, not to this result.
+    RETURN nikita._job_run_steps('boss_timeout', p_now) - 'p_now';
 END
 $$;
 
@@ -6224,6 +6244,12 @@ GRANT ALL ON FUNCTION nikita._job_record_skipped(p_name text) TO nikita_jobs;
 
 REVOKE ALL ON FUNCTION nikita._job_record_start(p_name text) FROM PUBLIC;
 GRANT ALL ON FUNCTION nikita._job_record_start(p_name text) TO nikita_jobs;
+
+--
+-- Name: FUNCTION _job_run_steps(p_name text, p_now timestamp with time zone); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._job_run_steps(p_name text, p_now timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _job_step_function(p_name text); Type: ACL; Schema: nikita; Owner: -

@@ -163,15 +163,10 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_state jsonb;
 BEGIN
     p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
-    LOOP
-        v_state := nikita._job_boss_timeout_step(p_now, v_state);
-        EXIT WHEN (v_state ->> 'done')::boolean;
-    END LOOP;
-    RETURN (v_state -> 'result') - 'p_now';
+    -- The pinned instant (and decay's batch timing) belong to the job's row, not to this result.
+    RETURN nikita._job_run_steps('boss_timeout', p_now) - 'p_now';
 END
 $$;
 COMMENT ON FUNCTION nikita.expire_boss_fights(timestamptz) IS

@@ -71,16 +71,10 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_state jsonb;
 BEGIN
     p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
-    LOOP
-        v_state := nikita._job_decay_step(p_now, v_state);
-        EXIT WHEN (v_state ->> 'done')::boolean;
-    END LOOP;
-    -- The batch timing and the pinned instant belong to the job's row, not to this result.
-    RETURN (v_state -> 'result') - 'max_batch_ms' - 'p_now';
+    -- The pinned instant (and decay's batch timing) belong to the job's row, not to this result.
+    RETURN nikita._job_run_steps('decay', p_now) - 'max_batch_ms' - 'p_now';
 END
 $$;
 COMMENT ON FUNCTION nikita.apply_decay(timestamptz) IS

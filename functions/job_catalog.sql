@@ -46,3 +46,31 @@ COMMENT ON VIEW nikita.job_catalog IS
 'key of the job''s advisory lock (the first is nikita._job_lock_class()), and the step function '
 'run_job calls until the job is done (see functions/job_catalog.sql).';
 REVOKE ALL ON nikita.job_catalog FROM PUBLIC;
+
+-- One transaction, every step: the non-committing form of run_job's loop, shared by the jobs'
+-- own "whole run" functions (apply_decay, expire_boss_fights).
+CREATE OR REPLACE FUNCTION nikita._job_run_steps(p_name text, p_now timestamptz)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_step text := nikita._job_step_function(p_name);
+    v_state jsonb;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    IF v_step IS NULL THEN
+        RAISE EXCEPTION 'unknown job "%"', p_name USING ERRCODE = '22023';
+    END IF;
+    LOOP
+        EXECUTE pg_catalog.format('SELECT nikita.%I($1, $2)', v_step)
+        INTO v_state USING p_now, v_state;
+        EXIT WHEN (v_state ->> 'done')::boolean;
+    END LOOP;
+    RETURN v_state -> 'result';
+END
+$$;
+COMMENT ON FUNCTION nikita._job_run_steps(text, timestamptz) IS
+'Internal: run job p_name''s step (job_catalog.step) as of p_now until done, in the caller''s '
+'transaction; the last state''s result. Unknown job: 22023.';
+REVOKE EXECUTE ON FUNCTION nikita._job_run_steps(text, timestamptz) FROM PUBLIC;
