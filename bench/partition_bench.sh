@@ -28,6 +28,8 @@
 #            repeated until done) + the VACUUM that reclaims it, against pg_partman's
 #            retention (drop_partition_time, run_maintenance's retention step: the partition
 #            is dropped), and DETACH + DROP by hand
+#   events   for comparison, the cleanup job's retention of scheduled_events on a copy of that
+#            table: EVENT_ROWS settled events over 60 days, the older half deleted (0: skip)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +39,7 @@ ROWS_PER_MONTH=${ROWS_PER_MONTH:-500000}
 PLAYERS=${PLAYERS:-100000}
 BATCH=${BATCH:-20000}
 LOOKUPS=${LOOKUPS:-20000}
+EVENT_ROWS=${EVENT_ROWS:-1000000}
 results=${PARTITION_BENCH_RESULTS:-bench/RESULTS-partition.md}
 export PGTZ=UTC
 
@@ -275,6 +278,64 @@ t1=$(date +%s.%N)
 q "INSERT INTO bench.run_log VALUES ('detach + drop (by hand)', 'sh_part',
        $t1 - $t0, pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$lsn0'), $next_rows)" >/dev/null
 
+# scheduled_events for comparison: the cleanup job's own retention (event_retention, 30 days)
+# on a copy (LIKE nikita.scheduled_events INCLUDING ALL: same columns, checks and all nine
+# indexes; random uuid keys as schedule_event makes them). EVENT_ROWS delivered events settled
+# over 60 days in time order; the cleanup form deletes the older half, then VACUUM.
+if ((EVENT_ROWS > 0)); then
+    echo "partition bench: scheduled_events copy, $EVENT_ROWS settled events" >&2
+    "${psql_[@]}" -d "$url" -v rows="$EVENT_ROWS" <<'SQL'
+CREATE TABLE bench.events (LIKE nikita.scheduled_events INCLUDING ALL);
+ALTER TABLE bench.events ADD FOREIGN KEY (user_id) REFERENCES bench.players (id)
+    ON DELETE CASCADE;
+INSERT INTO bench.events (user_id, platform, event_type, content, scheduled_at, status,
+    attempts, delivered_at, provider_ref, created_at, updated_at)
+SELECT p.id, 'telegram', 'message_delivery',
+       jsonb_build_object('chat_id', 1000 + g % 100000, 'text',
+           'A reply of about the length the game sends, a sentence or two long. ' || g),
+       t, 'delivered', 1, t + interval '2 seconds', (g * 7)::text, t - interval '1 minute',
+       t + interval '2 seconds'
+FROM generate_series(0, :rows - 1) AS g
+JOIN bench.players AS p ON p.n = g % (SELECT count(*) FROM bench.players)
+CROSS JOIN LATERAL (SELECT now() - interval '60 days' + (g::double precision / :rows)
+                               * interval '60 days' AS t) AS x;
+VACUUM ANALYZE bench.events;
+CREATE PROCEDURE bench.events_delete(p_cutoff timestamptz, p_batch integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_t0 timestamptz := clock_timestamp();
+    v_lsn pg_lsn := pg_current_wal_insert_lsn();
+    v_n bigint;
+    v_all bigint := 0;
+BEGIN
+    LOOP
+        DELETE FROM bench.events AS e WHERE e.id IN (
+            SELECT x.id FROM bench.events AS x
+            WHERE x.status IN ('delivered', 'cancelled') AND x.updated_at < p_cutoff
+            LIMIT p_batch);
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_all := v_all + v_n;
+        COMMIT;
+        EXIT WHEN v_n < p_batch;
+    END LOOP;
+    INSERT INTO bench.run_log VALUES ('delete (batched, cleanup form)', 'events (copy)',
+        extract(epoch FROM clock_timestamp() - v_t0),
+        pg_wal_lsn_diff(pg_current_wal_insert_lsn(), v_lsn), v_all);
+    COMMIT;
+END
+$$;
+SQL
+    events_size=$(q "SELECT pg_size_pretty(pg_total_relation_size('bench.events'))")
+    note_load events
+    "${psql_[@]}" -d "$url" -c "CHECKPOINT" -c "CALL bench.events_delete(now() - interval '30 days', 10000)"
+    lsn0=$(q "SELECT pg_current_wal_insert_lsn()")
+    t0=$(date +%s.%N)
+    "${psql_[@]}" -d "$url" -c "VACUUM bench.events"
+    t1=$(date +%s.%N)
+    q "INSERT INTO bench.run_log VALUES ('vacuum after the delete', 'events (copy)', $t1 - $t0,
+           pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$lsn0'), 0)" >/dev/null
+fi
+
 table=$(q "SELECT '| ' || step || ' | ' || tbl || ' | ' || count(*) || ' | '
         || to_char(sum(n) / count(*), 'FM999,999,999') || ' | '
         || CASE WHEN count(*) = 1 THEN round(min(seconds)::numeric, 3)::text
@@ -296,9 +357,9 @@ insert_sum=$(q "SELECT tbl || ' ' || round(sum(seconds)::numeric, 1) || ' s, '
     FROM bench.run_log WHERE step = 'insert' GROUP BY tbl ORDER BY tbl")
 
 {
-    echo "# Partitioning benchmark (score_history)"
+    echo "# Partitioning benchmark (score_history; scheduled_events retention)"
     echo
-    echo "Command: \`MONTHS=$MONTHS ROWS_PER_MONTH=$ROWS_PER_MONTH PLAYERS=$PLAYERS bench/partition_bench.sh\` ($(date -u +%Y-%m-%dT%H:%MZ))."
+    echo "Command: \`MONTHS=$MONTHS ROWS_PER_MONTH=$ROWS_PER_MONTH PLAYERS=$PLAYERS EVENT_ROWS=$EVENT_ROWS bench/partition_bench.sh\` ($(date -u +%Y-%m-%dT%H:%MZ))."
     echo
     echo "Machine: $(nproc) cores, PostgreSQL $(q 'SHOW server_version') (fsync $(q 'SHOW fsync'), synchronous_commit $(q 'SHOW synchronous_commit'), full_page_writes $(q 'SHOW full_page_writes'), shared_buffers $(q 'SHOW shared_buffers')); pg_partman $(q "SELECT extversion FROM pg_extension WHERE extname = 'pg_partman'") (Debian postgresql-15-partman $partman_pkg, $installed). Load average before $load_before, after $(cut -d' ' -f1-3 /proc/loadavg); 1-minute load at each phase: ${loads[*]} (other sessions share the machine)."
     echo
@@ -306,6 +367,10 @@ insert_sum=$(q "SELECT tbl || ' ' || round(sum(seconds)::numeric, 1) || ' s, '
     echo "time order in committed batches of $BATCH). One table: $size_plain. Partitioned: $parts"
     echo "partitions (pg_partman monthly, 2 made ahead, and a default), $size_part."
     echo "Insert totals: $(echo "$insert_sum" | paste -sd ';' | sed 's/;/; /g')."
+    if ((EVENT_ROWS > 0)); then
+        echo "scheduled_events copy: $EVENT_ROWS delivered events over 60 days, $events_size before"
+        echo "the delete (random uuid keys, the package's nine indexes)."
+    fi
     echo
     echo "| step | table | runs | rows (each) | seconds (median, min–max) | µs per row | WAL |"
     echo "|---|---|---:|---:|---:|---:|---:|"
