@@ -4,6 +4,7 @@
 #
 #   bench/summaries_bench.sh              # 100,000 players, writes bench/RESULTS-summaries.md
 #   bench/summaries_bench.sh 20000        # another size
+#   SUMMARIES_BENCH_SCENARIOS=midnight bench/summaries_bench.sh 1000000   # one scenario
 #
 # Uses its own database, nikita_bench_summaries, on DATABASE_URL's cluster (default: the
 # embedded one), created fresh, migrated with scripts/migrate.sh and dropped at the end.
@@ -118,12 +119,17 @@ timed() {
     rows+=("| $label | $n | $made | $(printf '%.2f' "$secs") s | $(echo "$made / $secs" | bc) | $(echo "$n / $secs" | bc) | $wal | $load |")
 }
 
+scenarios=" ${SUMMARIES_BENCH_SCENARIOS:-midnight spread} "
+midnight="((current_date - 1)::timestamp AT TIME ZONE 'UTC') + interval '5 minutes'"
+hist=0
+convs=0
+job="not run"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+if [[ $scenarios == *" midnight "* ]]; then
 echo "summaries bench: midnight, $n players in UTC: setting up" >&2
 setup utc
 hist=$(q "SELECT count(*) FROM nikita.score_history")
 convs=$(q "SELECT count(*) FROM nikita.conversations")
-midnight="((current_date - 1)::timestamp AT TIME ZONE 'UTC') + interval '5 minutes'"
 timed "midnight: generate_daily_summaries(00:05 after D, '2 hours')" \
     "SELECT nikita.generate_daily_summaries($midnight, interval '2 hours')"
 "${psql_[@]}" -d "$url" -c "TRUNCATE nikita.daily_summaries" -c "VACUUM ANALYZE nikita.daily_summaries"
@@ -136,7 +142,9 @@ expected=$(q "SELECT count(*) FROM nikita.users AS u WHERE EXISTS (
     AND h.recorded_at < (current_date - 1)::timestamp AT TIME ZONE 'UTC')")
 made=$(q "SELECT count(*) FROM nikita.daily_summaries")
 [ "$made" = "$expected" ] || { echo "summaries bench: $made summaries, expected $expected" >&2; exit 1; }
+fi
 
+if [[ $scenarios == *" spread "* ]]; then
 echo "summaries bench: spread, $n players over 24 zones: setting up" >&2
 setup spread
 "${psql_[@]}" -d "$url" -c "SELECT nikita.generate_daily_summaries($midnight - interval '1 hour', interval '25 hours')" >/dev/null
@@ -145,11 +153,14 @@ timed "spread: the hourly run at 00:05 UTC ('2 hours')" \
     "SELECT nikita.generate_daily_summaries($midnight, interval '2 hours')"
 timed "rerun: the same run again (nothing new)" \
     "SELECT nikita.generate_daily_summaries($midnight, interval '2 hours')"
+[ "$hist" != 0 ] || hist=$(q "SELECT count(*) FROM nikita.score_history")
+[ "$convs" != 0 ] || convs=$(q "SELECT count(*) FROM nikita.conversations")
+fi
 
 {
     echo "# Daily summaries benchmark"
     echo
-    echo "Command: \`bench/summaries_bench.sh $n\` ($(date -u +%Y-%m-%dT%H:%MZ))."
+    echo "Command: \`SUMMARIES_BENCH_SCENARIOS='$(echo $scenarios)' bench/summaries_bench.sh $n\` ($(date -u +%Y-%m-%dT%H:%MZ))."
     echo
     echo "Machine: $(nproc) cores, PostgreSQL $(q 'SHOW server_version') (fsync $(q 'SHOW fsync'), synchronous_commit $(q 'SHOW synchronous_commit'), shared_buffers $(q 'SHOW shared_buffers')). Load average before $load_before, after $(cut -d' ' -f1-3 /proc/loadavg); the last column is the 1-minute load when each step started (other sessions share the machine)."
     echo
