@@ -22,12 +22,31 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shim_bench  # same folder: the database helpers
+
+
+def make_database(admin: str) -> tuple[str, str]:
+    """shim_bench.make_database, but migrated with NIKITA_CRON_FIND=no: pg_cron (in the
+    cluster's cron database) must not schedule jobs into a database that is dropped at the
+    end; they would outlive it and block the next migrate of the project database."""
+    name = f"nikita_bench_shims_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = psycopg.conninfo.make_conninfo(admin, dbname=name)
+    subprocess.run(
+        [str(shim_bench.ROOT / "scripts" / "migrate.sh")],
+        env={**os.environ, "DATABASE_URL": url, "NIKITA_CRON_FIND": "no"},
+        check=True,
+        capture_output=True,
+    )
+    return name, url
 
 
 def queue(db_url: str, events: int, users: int) -> int:
@@ -118,7 +137,7 @@ def main() -> int:
     args = ap.parse_args()
     base = shim_bench.cluster_url()
     admin = psycopg.conninfo.make_conninfo(base, dbname="postgres")
-    name, url = shim_bench.make_database(admin)
+    name, url = make_database(admin)
     runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
     try:
         for _ in range(args.rounds):
