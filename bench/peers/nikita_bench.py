@@ -116,8 +116,8 @@ class RecordingNoop:
 
 
 DURABILITY_ENV = "NIKITA_SHIM_TELEGRAM_DURABILITY"
-durability = {"mode": ""}
-runner = {"name": "asyncio.run"}  # "" = the shim's default; "async" = --durability async
+durability = {"mode": ""}  # "" = the shim's default; "async" = --durability async
+runner = {"name": "asyncio.run"}  # what started the event loop (stated in the notes)
 
 
 def shim_env(dsn: str) -> dict[str, str]:
@@ -143,19 +143,21 @@ def config(dsn: str) -> Config:
 
 
 def supports_async_durability() -> bool:
-    """True when the shim's Config reads NIKITA_SHIM_TELEGRAM_DURABILITY (a field that becomes
-    "async" when the setting is async)."""
+    """True when the shim's Config reads NIKITA_SHIM_TELEGRAM_DURABILITY: the configuration
+    loaded with =async differs from the one loaded with =durable."""
     env = {
         "DATABASE_URL": "postgresql://probe@127.0.0.1/probe",
         "NIKITA_SHIM_TELEGRAM_TRANSPORT": "noop",
         "NIKITA_SHIM_VOICE_TRANSPORT": "noop",
-        DURABILITY_ENV: "async",
     }
     try:
-        cfg = load_config(env)
+        durable = load_config({**env, DURABILITY_ENV: "durable"})
+        relaxed = load_config({**env, DURABILITY_ENV: "async"})
     except Exception:
-        return False
-    return any(getattr(cfg, f.name) == "async" for f in dataclasses.fields(cfg))
+        return False  # a shim that rejects the values does not support the setting
+    return any(
+        getattr(durable, f.name) != getattr(relaxed, f.name) for f in dataclasses.fields(durable)
+    )
 
 
 def run_like_production(coro: Coroutine[Any, Any, None], cfg: Config) -> None:
