@@ -347,7 +347,7 @@ async function drain(args, utils, client, sz, details) {
     }
     log(
       `gw-${args.config} drain run ${r + 1}: ${d.finished}/${sz.drain_jobs} in ${d.seconds.toFixed(2)}s` +
-        ` (handler saw all after ${d.all_started_s}s)`,
+        ` (handler saw all after ${d.all_started_s === null ? "-" : d.all_started_s.toFixed(3)} s)`,
     );
     details.push(d);
     out.push(d.eps);

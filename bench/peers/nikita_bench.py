@@ -3,13 +3,14 @@
 Run with the project virtualenv (it imports nikita_shim):
     .venv/bin/python bench/peers/nikita_bench.py --dsn URL --out FILE.json [--quick]
 
-The database at URL is migrated with `DATABASE_URL=URL scripts/migrate.sh` (idempotent; pg_cron
-is not in that database, so no cron job runs). Events are scheduled through the public API,
-`nikita.schedule_event(user_id, 'telegram', 'message_delivery', '{"text": "x"}', at)`, one user
-per event (the queue keeps one event in flight per user, so the 20,000 drain events belong to
-20,000 users). The shim is the real `nikita_shim.service.Shim` with its default settings (batch
-and concurrency from nikita_shim.config, the environment's NIKITA_SHIM_* override them as in
-production) and a no-op transport that records the time it is called; it runs in the driver's
+The database at URL is migrated with `DATABASE_URL=URL NIKITA_CRON_FIND=no scripts/migrate.sh`
+(idempotent; no pg_cron job is scheduled for it, so none runs during the measurement). Events
+are scheduled through the public API, `nikita.schedule_event(user_id, 'telegram',
+'message_delivery', '{"text": "x"}', at)`, one user per event (the queue keeps one event in
+flight per user, so the 20,000 drain events belong to 20,000 users). The shim is the real
+`nikita_shim.service.Shim` with its default settings (batch and concurrency from the shim's
+Config, the environment's NIKITA_SHIM_* override them as in production) and a no-op transport
+that records the time it is called; it runs in the driver's
 process and event loop, started the way `nikita-shim run` starts it (nikita_shim.runtime.run
 when the shim has it, e.g. uvloop when its config chooses it; else asyncio.run). Workload D
 runs `nikita-shim run` with the noop transports as a subprocess.
@@ -181,7 +182,10 @@ def migrate(dsn: str) -> None:
     log("nikita: scripts/migrate.sh")
     res = subprocess.run(
         [str(ROOT / "scripts" / "migrate.sh")],
-        env={**os.environ, "DATABASE_URL": dsn},
+        # no pg_cron jobs for a bench database (as scripts/test.sh): they would run in it during
+        # the measurement, and outlive it when run.sh drops it (a later migrate of another
+        # database then meets their names)
+        env={**os.environ, "DATABASE_URL": dsn, "NIKITA_CRON_FIND": "no"},
         capture_output=True,
         text=True,
         timeout=300,
