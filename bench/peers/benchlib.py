@@ -80,7 +80,7 @@ FULL = Sizes(
     future_max_s=10.0,
     rss_jobs=2_000,
     rss_idle_s=2.0,
-    drain_timeout_s=90.0,
+    drain_timeout_s=60.0,  # bounds the slow peers' drains (GW default, Procrastinate) under load
 )
 QUICK = Sizes(
     drain_jobs=1_000,

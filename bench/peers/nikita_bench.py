@@ -376,7 +376,7 @@ async def main(args: Any, cfg: Config) -> None:
         rss_value = await rss(args.dsn, conn, sz)
         await reset(conn)
     name = "nikita-tasks (async commit)" if durability["mode"] == "async" else "nikita-tasks"
-    mode = f" {DURABILITY_ENV}=async (Telegram claims/completions commit asynchronously)."
+    mode = f" {DURABILITY_ENV}=async (Telegram claims/completions commit asynchronously);"
     write_result(
         args.out,
         {
