@@ -108,12 +108,12 @@ section() {
     section "$work/peers/peers.md"
     case $profile_status in
         ok)
-            echo "## Profile of the queue path (bench/profile_queue.py)"
+            echo "## Profile (bench/profile_queue.py)"
             echo
             section "$work/profile.md"
             ;;
         failed)
-            echo "## Profile of the queue path (bench/profile_queue.py)"
+            echo "## Profile (bench/profile_queue.py)"
             echo
             echo "_(bench/profile_queue.py failed; see the log of \`$cmd\`)_"
             echo
