@@ -356,9 +356,21 @@ def render(results: dict[str, list[dict[str, Any]]], dsn: str | None) -> str:
             if loads
             else ""
         )
+        late = [
+            str(x.get("round", i + 1))
+            for i, x in enumerate(results[s])
+            if any(d.get("timed_out") for d in x.get("drain_detail") or [])
+        ]
+        late_txt = (
+            f" Drain bound reached in round(s) {', '.join(late)}: those rates count the jobs"
+            " finished within the bound."
+            if late
+            else ""
+        )
+        notes = str(r.get("notes", "")).split(" DRAIN TIMED OUT")[0]  # per round: see late_txt
         md.append(
             f"- **{s}** {r.get('version', '')}: {r.get('concurrency', '')}."
-            f" {r.get('notes', '')}{load_txt}"
+            f" {notes}{late_txt}{load_txt}"
         )
     md.append("")
     return "\n".join(md)
