@@ -31,8 +31,10 @@ from benchlib import (
     DUE_NOW_GAP_S,
     DUE_NOW_TIMEOUT_S,
     FUTURE_GRACE_S,
+    CpuMeter,
     Sizes,
     WorkerProcess,
+    cpu_per_1k,
     drain_note,
     future_offsets,
     log,
@@ -143,17 +145,19 @@ async def stop_worker(qm: PgQueuer, task: asyncio.Task[None]) -> None:
 
 async def drain(dsn: str, q: Queries, conn: asyncpg.Connection, sz: Sizes) -> list[float]:
     out: list[float] = []
+    cpu = CpuMeter(int(await conn.fetchval("SELECT pg_backend_pid()")))
     for run in range(sz.drain_runs):
         await reset(q)
         await insert_due_now(q, sz.drain_jobs)
         await checkpoint(conn)
         target["n"] = sz.drain_jobs
-        qm = await make_qm(dsn)  # a QueueManager runs once: a fresh one per run
+        cpu.start()
         t0 = time.time()
+        qm = await make_qm(dsn)  # a QueueManager runs once: a fresh one per run
         worker = start_worker(qm)
         try:
             d = await measure_drain(
-                t0, sz.drain_jobs, sz.drain_timeout_s, all_started, lambda: unfinished(conn)
+                t0, sz.drain_jobs, sz.drain_timeout_s, all_started, lambda: unfinished(conn), cpu
             )
         finally:
             await stop_worker(qm, worker)
@@ -225,7 +229,8 @@ async def main() -> None:
     conn = await asyncpg.connect(args.dsn)
     producer_conn = await asyncpg.connect(args.dsn)
     producer = Queries(AsyncpgDriver(producer_conn))
-    await install(producer)
+    if args.round <= 1 or not await producer.schema_is_installed():
+        await install(producer)
     log("pgqueuer: A drain")
     drain_eps = await drain(args.dsn, producer, conn, sz)
     await reset(producer)
@@ -256,6 +261,8 @@ async def main() -> None:
         f" draining {sz.rss_jobs} jobs and {sz.rss_idle_s:g} s idle." + drain_note(drain_details),
         "drain_eps": drain_eps,
         "drain_detail": drain_details,
+        "cpu_ms_per_1k": cpu_per_1k(drain_details),
+        "round": args.round,
         "due_now_ms": summary_ms(b, ("p50", "p90", "p99", "max")),
         "future_late_ms": summary_ms(c, ("p50", "p99", "max")),
         "rss_mb": rss_value,

@@ -27,8 +27,10 @@ from benchlib import (
     DUE_NOW_GAP_S,
     DUE_NOW_TIMEOUT_S,
     FUTURE_GRACE_S,
+    CpuMeter,
     Sizes,
     WorkerProcess,
+    cpu_per_1k,
     drain_note,
     future_offsets,
     log,
@@ -99,11 +101,20 @@ async def checkpoint(dsn: str) -> None:
         pass  # not a superuser: skip
 
 
+UNFINISHED = "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+
+
 async def unfinished(dsn: str) -> int:
-    rows = await sql(
-        dsn, "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
-    )
+    rows = await sql(dsn, UNFINISHED)
     return int(rows[0][0])
+
+
+async def unfinished_on(conn: psycopg.AsyncConnection[Any]) -> int:
+    """The drain's poll, on one connection (its backend's CPU is left out of the figure)."""
+    cur = await conn.execute(UNFINISHED)
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 async def wait_finished(dsn: str, limit_s: float, alive: Any = None) -> float:
@@ -137,17 +148,20 @@ async def stop_worker(task: asyncio.Task[None]) -> None:
 async def drain(app: App, dsn: str, sz: Sizes) -> list[float]:
     noop = app.tasks["noop"]
     out: list[float] = []
+    poll = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    cpu = CpuMeter(poll.info.backend_pid)
     for run in range(sz.drain_runs):
         await reset(dsn)
         for i in range(0, sz.drain_jobs, BATCH_INSERT):
             await noop.batch_defer_async(*({} for _ in range(min(BATCH_INSERT, sz.drain_jobs - i))))
         await checkpoint(dsn)
         target["n"] = sz.drain_jobs
+        cpu.start()
         t0 = time.time()
         worker = await start_worker(app)
         try:
             d = await measure_drain(
-                t0, sz.drain_jobs, sz.drain_timeout_s, all_started, lambda: unfinished(dsn)
+                t0, sz.drain_jobs, sz.drain_timeout_s, all_started, lambda: unfinished_on(poll), cpu
             )
         finally:
             await stop_worker(worker)
@@ -158,6 +172,7 @@ async def drain(app: App, dsn: str, sz: Sizes) -> list[float]:
         )
         drain_details.append(d)
         out.append(d["eps"])
+    await poll.close()
     return out
 
 
@@ -259,6 +274,8 @@ async def main() -> None:
             f" {sz.rss_jobs} jobs and {sz.rss_idle_s:g} s idle." + drain_note(drain_details),
             "drain_eps": drain_eps,
             "drain_detail": drain_details,
+            "cpu_ms_per_1k": cpu_per_1k(drain_details),
+            "round": args.round,
             "due_now_ms": summary_ms(b, ("p50", "p90", "p99", "max")),
             "future_late_ms": summary_ms(c, ("p50", "p99", "max")),
             "rss_mb": rss_value,

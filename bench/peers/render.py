@@ -2,10 +2,12 @@
 
     python3 bench/peers/render.py [--dsn URL] [--out FILE.md] RESULT.json ...
 
-Reads the harnesses' JSON files (nikita_bench, procrastinate_bench, pgqueuer_bench,
-polling_model), prints machine facts (with --dsn: PostgreSQL version and settings, via psql),
-one table of figures (rows = workloads, columns = systems, plus DESIGN.md's target for ours),
-one table of our ratio to each system, each system's concurrency and the notes.
+Reads the harnesses' JSON files (one per system and round: nikita_bench, gw_bench.cjs,
+pgqueuer_bench, procrastinate_bench; polling_model once), groups them by system and prints:
+machine facts (with --dsn: PostgreSQL version and settings, via psql), one table with the
+systems side by side where every measured figure is the median over the rounds with min-max,
+a verdict column per nikita-tasks configuration against issue 14's targets (computed from the
+same files), our ratio to each system, and each system's set-up and notes.
 """
 
 from __future__ import annotations
@@ -17,16 +19,27 @@ import platform
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 ORDER = [
     "nikita-tasks",
-    "Procrastinate",
+    "nikita-tasks (async commit)",
+    "Graphile Worker (perf config)",
+    "Graphile Worker (default config)",
     "PgQueuer",
+    "Procrastinate",
     "pg_cron polling 1 min",
     "pg_cron polling 5 min",
 ]
-OURS = "nikita-tasks"
+OURS = ("nikita-tasks", "nikita-tasks (async commit)")
+SHORT = {
+    "nikita-tasks": "nikita-tasks",
+    "nikita-tasks (async commit)": "nikita-tasks (async commit)",
+    "Graphile Worker (perf config)": "GW perf",
+    "Graphile Worker (default config)": "GW default",
+}
 SETTINGS = (
     "fsync",
     "synchronous_commit",
@@ -35,29 +48,72 @@ SETTINGS = (
     "max_connections",
     "wal_level",
 )
-
-# (label, getter, unit, higher_is_better, DESIGN.md target for ours: (op, value) or None)
-Getter = Any
 TIMES = "\u00d7"  # multiplication sign
 DASH = "\u2013"  # en dash
+FUTURE_P99_MS = 20.0
+RSS_MB = 60.0
 
 
-def drain_median(r: dict[str, Any]) -> float | None:
+def _cpu(part: str) -> Callable[[dict[str, Any]], float | None]:
+    def get(r: dict[str, Any]) -> float | None:
+        c = r.get("cpu_ms_per_1k")
+        if not c:
+            return None
+        if part == "total":
+            return float(c["worker"]) + float(c["pg"])
+        return float(c[part])
+
+    return get
+
+
+def _drain(r: dict[str, Any]) -> float | None:
     v = r.get("drain_eps") or []
     return statistics.median(v) if v else None
 
 
-ROWS: list[tuple[str, Getter, str, bool, tuple[str, float] | None]] = [
-    ("A drain, events/s (median of 3)", drain_median, "eps", True, (">=", 20_000.0)),
-    ("B due now, p50", lambda r: r["due_now_ms"].get("p50"), "ms", False, ("<=", 2.0)),
-    ("B due now, p90", lambda r: r["due_now_ms"].get("p90"), "ms", False, None),
-    ("B due now, p99", lambda r: r["due_now_ms"].get("p99"), "ms", False, ("<=", 4.0)),
-    ("B due now, max", lambda r: r["due_now_ms"].get("max"), "ms", False, None),
-    ("C future, lateness p50", lambda r: r["future_late_ms"].get("p50"), "ms", False, None),
-    ("C future, lateness p99", lambda r: r["future_late_ms"].get("p99"), "ms", False, ("<=", 20.0)),
-    ("C future, lateness max", lambda r: r["future_late_ms"].get("max"), "ms", False, None),
-    ("D worker RSS", lambda r: r.get("rss_mb"), "MB", False, ("<=", 60.0)),
+@dataclass(frozen=True)
+class Fig:
+    key: str
+    label: str
+    get: Callable[[dict[str, Any]], float | None]
+    unit: str
+    higher_is_better: bool
+
+
+FIGS = [
+    Fig("drain", "A drain, jobs/s", _drain, "eps", True),
+    Fig(
+        "b50",
+        "B due now, enqueue commit → task start, p50",
+        lambda r: r["due_now_ms"].get("p50"),
+        "ms",
+        False,
+    ),
+    Fig("b99", "B due now, p99", lambda r: r["due_now_ms"].get("p99"), "ms", False),
+    Fig("bmax", "B due now, max", lambda r: r["due_now_ms"].get("max"), "ms", False),
+    Fig("c50", "C future, lateness p50", lambda r: r["future_late_ms"].get("p50"), "ms", False),
+    Fig("c99", "C future, lateness p99", lambda r: r["future_late_ms"].get("p99"), "ms", False),
+    Fig("cpu_w", "CPU per 1,000 jobs (A), worker process", _cpu("worker"), "cpums", False),
+    Fig("cpu_pg", "CPU per 1,000 jobs (A), PostgreSQL", _cpu("pg"), "cpums", False),
+    Fig("cpu", "CPU per 1,000 jobs (A), worker + PostgreSQL", _cpu("total"), "cpums", False),
+    Fig("rss", "D idle RSS", lambda r: r.get("rss_mb"), "MB", False),
 ]
+FIG = {f.key: f for f in FIGS}
+
+
+@dataclass(frozen=True)
+class Agg:
+    med: float
+    lo: float
+    hi: float
+    n: int
+
+
+def aggregate(rounds: list[dict[str, Any]], fig: Fig) -> Agg | None:
+    vals = [v for v in (fig.get(r) for r in rounds) if v is not None]
+    if not vals:
+        return None
+    return Agg(statistics.median(vals), min(vals), max(vals), len(vals))
 
 
 def fmt_num(x: float, digits: int) -> str:
@@ -73,6 +129,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{fmt_num(value, 0)}/s"
     if unit == "MB":
         return f"{value:.1f} MB"
+    if unit == "cpums":
+        return f"{fmt_num(value, 0)} ms" if value >= 100 else f"{value:.1f} ms"
     # milliseconds: switch to s / min for the polling design's figures
     if value >= 120_000:
         return f"{value / 60_000:.1f} min"
@@ -85,14 +143,18 @@ def fmt(value: float | None, unit: str) -> str:
     return f"{value:.2f} ms"
 
 
-def drain_cell(r: dict[str, Any]) -> str:
-    v = r.get("drain_eps") or []
-    if not v:
+def cell(a: Agg | None, unit: str) -> str:
+    if a is None:
         return "n/a"
-    med = fmt(statistics.median(v), "eps")
-    if min(v) == max(v):
-        return med
-    return f"{med} ({fmt(min(v), 'eps')}{DASH}{fmt(max(v), 'eps')})"
+    if a.n == 1 or a.lo == a.hi:
+        return fmt(a.med, unit)
+    # the range without repeating the unit: "2.10 ms (1.90-2.40)" (an en dash)
+    lo, hi = fmt(a.lo, unit), fmt(a.hi, unit)
+    for suffix in (" ms", " MB", "/s", " s", " min"):
+        if lo.endswith(suffix) and hi.endswith(suffix):
+            lo, hi = lo[: -len(suffix)], hi[: -len(suffix)]
+            break
+    return f"{fmt(a.med, unit)} ({lo}{DASH}{hi})"
 
 
 def ratio(ours: float | None, theirs: float | None, higher_is_better: bool) -> str:
@@ -107,17 +169,52 @@ def ratio(ours: float | None, theirs: float | None, higher_is_better: bool) -> s
     return f"{x:.2f}{TIMES}"
 
 
-def target_cell(value: float | None, target: tuple[str, float] | None, unit: str) -> str:
-    if target is None:
-        return ""
-    op, limit = target
-    t = f"{'≥' if op == '>=' else '≤'} {fmt(limit, unit)}"
-    if value is None:
-        return t
-    if (value >= limit) if op == ">=" else (value <= limit):
-        return f"{t}: met"
-    off = limit / value if op == ">=" else value / limit
-    return f"{t}: **missed** (by {off:.2f}{TIMES})"
+def is_peer(system: str) -> bool:
+    return system not in OURS and not system.startswith("pg_cron polling")
+
+
+def best_peer(aggs: dict[str, dict[str, Agg | None]], fig: Fig) -> tuple[str, float] | None:
+    cands = [(s, a[fig.key]) for s, a in aggs.items() if is_peer(s) and a.get(fig.key)]
+    if not cands:
+        return None
+    pick = max if fig.higher_is_better else min
+    s, a = pick(cands, key=lambda c: c[1].med)  # type: ignore[union-attr]
+    return s, a.med  # type: ignore[union-attr]
+
+
+def verdict(aggs: dict[str, dict[str, Agg | None]], ours: str, key: str) -> str:
+    """Issue 14's target for one line: met, or missed by how many times, with the figures."""
+    fig = FIG[key]
+    mine = aggs[ours].get(key)
+    if mine is None:
+        return "n/a"
+    v = mine.med
+    if key in ("c99", "rss"):
+        limit = FUTURE_P99_MS if key == "c99" else RSS_MB
+        text = f"{fmt(v, fig.unit)} vs ≤ {fmt(limit, fig.unit)}"
+        return f"met ({text})" if v <= limit else f"**missed** by {v / limit:.2f}{TIMES} ({text})"
+    best = best_peer(aggs, fig)
+    if best is None:
+        return "n/a (no peer measured)"
+    peer, b = best
+    op = "≥" if fig.higher_is_better else "≤"
+    text = f"{fmt(v, fig.unit)} vs {op} {fmt(b, fig.unit)} ({SHORT.get(peer, peer)})"
+    ok = v >= b if fig.higher_is_better else v <= b
+    if ok:
+        return f"met ({text})"
+    off = (b / v if v > 0 else float("inf")) if fig.higher_is_better else v / b
+    return f"**missed** by {off:.2f}{TIMES} ({text})"
+
+
+TARGETS = [
+    ("drain", "drain ≥ best peer"),
+    ("b50", "due-now p50 ≤ best peer"),
+    ("b99", "due-now p99 ≤ best peer"),
+    ("cpu", "CPU per 1,000 jobs (worker + PostgreSQL) ≤ best peer"),
+    ("c99", f"future lateness p99 ≤ {FUTURE_P99_MS:g} ms"),
+    ("rss", f"idle RSS ≤ {RSS_MB:g} MB"),
+]
+TARGET_KEYS = {k for k, _ in TARGETS}
 
 
 def machine_facts(dsn: str | None) -> list[str]:
@@ -155,8 +252,8 @@ def machine_facts(dsn: str | None) -> list[str]:
     return lines
 
 
-def load(paths: list[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+def load(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
     for p in paths:
         try:
             with open(p) as f:
@@ -164,69 +261,116 @@ def load(paths: list[str]) -> dict[str, dict[str, Any]]:
         except (OSError, json.JSONDecodeError) as exc:
             print(f"render: skipping {p}: {exc}", file=sys.stderr)
             continue
-        out[r["system"]] = r
+        out.setdefault(r["system"], []).append(r)
+    for rounds in out.values():
+        rounds.sort(key=lambda r: r.get("round", 1))
     return out
 
 
 def title(r: dict[str, Any]) -> str:
     v = str(r.get("version", ""))
-    return f"{r['system']} {v}" if v[:1].isdigit() else r["system"]
+    name = SHORT.get(r["system"], r["system"])
+    if r["system"].startswith("Graphile Worker"):
+        return f"{name} ({v})" if v[:1].isdigit() else name
+    return f"{name} {v}" if v[:1].isdigit() else name
 
 
-def render(results: dict[str, dict[str, Any]], dsn: str | None) -> str:
+def render(results: dict[str, list[dict[str, Any]]], dsn: str | None) -> str:
     systems = [s for s in ORDER if s in results] + sorted(s for s in results if s not in ORDER)
-    others = [s for s in systems if s != OURS]
-    ours = results.get(OURS)
+    ours = [s for s in OURS if s in results]
+    measured = [s for s in systems if not s.startswith("pg_cron polling")]
+    n_rounds = max((len(results[s]) for s in measured), default=0)
+    aggs = {s: {f.key: aggregate(results[s], f) for f in FIGS} for s in systems}
     md: list[str] = []
-    if any(r.get("quick") for r in results.values()):
+    if any(r.get("quick") for rs in results.values() for r in rs):
         md.append("> **Smoke run (`--quick`)**: reduced counts; not comparable with the targets.\n")
     md.append("Machine:\n")
     md += machine_facts(dsn)
     md.append("")
-    head = ["workload"] + [title(results[s]) for s in systems]
-    if ours:
-        head.insert(2, "DESIGN target (ours)")
+    first = results[systems[0]][0]
+    md.append(
+        f"Every measured figure is the median of {n_rounds} alternating rounds (each round runs"
+        f" every system once, the order rotated by one system per round) with min{DASH}max in"
+        " brackets; the pg_cron polling columns are computed. Workload A drains"
+        f" {first.get('drain_jobs', 20_000):,} jobs per round; the CPU lines are measured"
+        " during A from /proc. Verdicts: issue 14's targets, from the medians of this run;"
+        " best peer = the best median among the measured peers (Graphile Worker, PgQueuer,"
+        " Procrastinate).\n"
+    )
+    head = ["workload"] + [title(results[s][0]) for s in systems]
+    head += [f"verdict: {SHORT[s]}" for s in ours]
     md.append("| " + " | ".join(head) + " |")
     md.append("|" + "---|" * len(head))
-    for label, get, unit, _hib, target in ROWS:
+    for f in FIGS:
         n = ""
-        if ours and label.startswith("B "):
-            n = f" (n={ours['due_now_ms'].get('n')})"
-        elif ours and label.startswith("C "):
-            n = f" (n={ours['future_late_ms'].get('n')})"
-        cells = []
-        for s in systems:
-            r = results[s]
-            cells.append(drain_cell(r) if label.startswith("A ") else fmt(get(r), unit))
-        if ours:
-            cells.insert(1, target_cell(get(ours), target, unit))
-        md.append(f"| {label}{n} | " + " | ".join(cells) + " |")
-    if ours:
-        md.append(
-            "\nDESIGN.md states the drain target for 100,000 events with one shim; workload A"
-            f" drains {ours.get('drain_jobs', 20_000):,} (one per user)."
-        )
+        if ours and f.key.startswith("b"):
+            n = f" (n={results[ours[0]][0]['due_now_ms'].get('n')}/round)"
+        elif ours and f.key.startswith("c") and not f.key.startswith("cpu"):
+            n = f" (n={results[ours[0]][0]['future_late_ms'].get('n')}/round)"
+        cells = [cell(aggs[s][f.key], f.unit) for s in systems]
+        cells += [verdict(aggs, s, f.key) if f.key in TARGET_KEYS else "" for s in ours]
+        md.append(f"| {f.label}{n} | " + " | ".join(cells) + " |")
     md.append("")
+    for s in ours:
+        md.append(f"Issue 14 targets for **{s}** (this run):\n")
+        for key, text in TARGETS:
+            md.append(f"- {text}: {verdict(aggs, s, key)}")
+        once = [r.get("exactly_once") for r in results[s] if "exactly_once" in r]
+        if once:
+            md.append(
+                "- exactly-once in the drain (one transport call per event): "
+                + ("held in every round" if all(once) else "**VIOLATED**")
+            )
+        md.append("")
+    others = [s for s in systems if s not in OURS]
     if ours and others:
         md.append(
-            f"nikita-tasks relative to each (how many times better; below 1{TIMES} = worse):\n"
+            f"{ours[0]} relative to each (median over median; how many times better, below"
+            f" 1{TIMES} = worse):\n"
         )
-        md.append("| workload | " + " | ".join(others) + " |")
+        md.append("| workload | " + " | ".join(SHORT.get(s, s) for s in others) + " |")
         md.append("|" + "---|" * (len(others) + 1))
-        for label, get, _unit, hib, _t in ROWS:
-            cells = [ratio(get(ours), get(results[s]), hib) for s in others]
-            md.append(f"| {label} | " + " | ".join(cells) + " |")
+        for f in FIGS:
+            mine = aggs[ours[0]][f.key]
+            cells = []
+            for s in others:
+                theirs = aggs[s][f.key]
+                cells.append(
+                    ratio(
+                        mine.med if mine else None,
+                        theirs.med if theirs else None,
+                        f.higher_is_better,
+                    )
+                )
+            md.append(f"| {f.label} | " + " | ".join(cells) + " |")
         md.append("")
     md.append("Concurrency and set-up of each system:\n")
     for s in systems:
-        r = results[s]
-        load = r.get("loadavg_1m_start_end")
+        r = results[s][0]
+        loads = [x.get("loadavg_1m_start_end") for x in results[s]]
+        loads = [x for x in loads if x]
         load_txt = (
-            f" Load average (1 min) at start/end: {load[0]:.2f}/{load[1]:.2f}." if load else ""
+            " Load average (1 min) start/end per round: "
+            + ", ".join(f"{a:.2f}/{b:.2f}" for a, b in loads)
+            + "."
+            if loads
+            else ""
         )
+        late = [
+            str(x.get("round", i + 1))
+            for i, x in enumerate(results[s])
+            if any(d.get("timed_out") for d in x.get("drain_detail") or [])
+        ]
+        late_txt = (
+            f" Drain bound reached in round(s) {', '.join(late)}: those rates count the jobs"
+            " finished within the bound."
+            if late
+            else ""
+        )
+        notes = str(r.get("notes", "")).split(" DRAIN TIMED OUT")[0]  # per round: see late_txt
         md.append(
             f"- **{s}** {r.get('version', '')}: {r.get('concurrency', '')}."
-            f" {r.get('notes', '')}{load_txt}"
+            f" {notes}{late_txt}{load_txt}"
         )
     md.append("")
     return "\n".join(md)
