@@ -23,6 +23,11 @@ T = TypeVar("T")
 TELEGRAM_TRANSPORTS = ("telegram", "console", "noop", "disabled")
 VOICE_TRANSPORTS = ("elevenlabs", "console", "noop", "disabled")
 LOG_FORMATS = ("logfmt", "json")
+# The event loop (runtime.py): auto = uvloop when installed, else asyncio's.
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+# Telegram claims and completions: durable (synchronous commit) or async (docs/shim.md,
+# "Telegram durability"); voice is always durable.
+TELEGRAM_DURABILITIES = ("durable", "async")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # Test-only fault injection (NIKITA_SHIM_TEST_FAULT): the named core task raises once it has
 # work, so the crash path (traceback logged, watchdog starved, exit 1) is tested for real.
@@ -93,6 +98,9 @@ class Config:
     summary_concurrency: int = 2
     summary_lease: float = 300.0
     summary_timeout: float = 10.0
+    # performance (docs/shim.md "Performance")
+    event_loop: str = "auto"
+    telegram_durability: str = "durable"
     # check
     check_max_lag: float = 300.0
     test_fault: str | None = None
@@ -313,6 +321,10 @@ def load_config(env: Mapping[str, str] | None = None, *, need_delivery: bool = T
         summary_concurrency=r.integer("NIKITA_SHIM_SUMMARY_CONCURRENCY", 2, 1, 100),
         summary_lease=r.seconds("NIKITA_SHIM_SUMMARY_LEASE", 300.0, 10, 86400),
         summary_timeout=r.seconds("NIKITA_SHIM_SUMMARY_TIMEOUT", 10.0, 0.1, 3600),
+        event_loop=r.choice("NIKITA_SHIM_EVENT_LOOP", "auto", EVENT_LOOPS),
+        telegram_durability=r.choice(
+            "NIKITA_SHIM_TELEGRAM_DURABILITY", "durable", TELEGRAM_DURABILITIES
+        ),
         check_max_lag=r.seconds("NIKITA_SHIM_CHECK_MAX_LAG", 300.0, 1, 86400 * 7),
         test_fault=(
             r.choice("NIKITA_SHIM_TEST_FAULT", "", TEST_FAULTS)
