@@ -77,6 +77,11 @@ class Shim:
             connect_timeout=cfg.connect_timeout,
             max_backoff=cfg.reconnect_max_backoff,
             application_name=f"nikita-shim {cfg.worker_id}"[:63],
+            session_settings=(
+                {"nikita.telegram_durability": "async"}
+                if cfg.telegram_durability == "async"
+                else None
+            ),
         )
         self.queue = EventQueue(self.db)
         self.delivery = DeliveryLoop(cfg, self.queue, self.transports, self.metrics, self.stopping)
