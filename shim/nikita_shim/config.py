@@ -64,7 +64,7 @@ class Config:
     elevenlabs_phone_number_id: str | None
     elevenlabs_api_base: str
     # delivery loop
-    batch_size: int = 100
+    batch_size: int = 500
     concurrency: int = 32
     voice_concurrency: int = 4
     lease_seconds: float = 120.0
@@ -289,7 +289,7 @@ def load_config(env: Mapping[str, str] | None = None, *, need_delivery: bool = T
         elevenlabs_agent_id=agent_id,
         elevenlabs_phone_number_id=phone_id,
         elevenlabs_api_base=r.url("ELEVENLABS_API_BASE", "https://api.elevenlabs.io"),
-        batch_size=r.integer("NIKITA_SHIM_BATCH_SIZE", 100, 1, 5000),
+        batch_size=r.integer("NIKITA_SHIM_BATCH_SIZE", 500, 1, 5000),
         concurrency=r.integer("NIKITA_SHIM_CONCURRENCY", 32, 1, 1000),
         voice_concurrency=r.integer("NIKITA_SHIM_VOICE_CONCURRENCY", 4, 1, 1000),
         lease_seconds=r.seconds("NIKITA_SHIM_LEASE_SECONDS", 120.0, 1, 86400),

@@ -254,6 +254,9 @@ class DeliveryLoop:
                     else:
                         self._queue.put_nowait(ev)
                 self._metrics.in_flight.set(len(self._in_flight))
+                # the woken workers call their transports before this task sends its next
+                # statement (a due-now event's latency; docs/shim.md "Performance")
+                await asyncio.sleep(0)
                 if self._cfg.test_fault == "pump":
                     raise RuntimeError("injected fault in the pump (NIKITA_SHIM_TEST_FAULT=pump)")
                 if len(events) == limit:
