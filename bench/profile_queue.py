@@ -327,8 +327,8 @@ def candidate_sql() -> str:
     start = src.index("        SELECT v_ids || coalesce(")
     end = src.index(") AS p;", start) + len(") AS p")
     body = src[start:end]
-    head = body[: body.index("\n")]  # SELECT v_ids || ... INTO v_ids
-    return "SELECT pg_catalog.array_agg(p.id)" + body[len(head) :]
+    # from its FROM on: the select list (with INTO) is PL/pgSQL's
+    return "SELECT pg_catalog.array_agg(p.id)\n" + body[body.index("        FROM (") :]
 
 
 def explain_claim(url: str, backlog: int, batch: int) -> str:
@@ -378,7 +378,7 @@ def explain_claim(url: str, backlog: int, batch: int) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=20_000)
-    ap.add_argument("--rounds", type=int, default=1, help="timed drains (median printed)")
+    ap.add_argument("--rounds", type=int, default=3, help="timed drains (median printed)")
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--backlog", type=int, default=20_000)
     ap.add_argument("--no-cprofile", action="store_true")
