@@ -229,6 +229,9 @@ class Shim:
                     "batch": cfg.batch_size,
                     "concurrency": cfg.concurrency,
                     "voice_concurrency": cfg.voice_concurrency,
+                    # the loop really running (runtime.run picks it from NIKITA_SHIM_EVENT_LOOP)
+                    "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+                    "telegram_durability": cfg.telegram_durability,
                     "database": _safe_database(cfg.database_url),
                     "pid": os.getpid(),
                 }
