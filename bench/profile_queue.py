@@ -69,13 +69,16 @@ def make_database(admin: str) -> tuple[str, str]:
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = psycopg.conninfo.make_conninfo(admin, dbname=name)
-    subprocess.run(
+    migrated = subprocess.run(
         [str(ROOT / "scripts" / "migrate.sh")],
         # no pg_cron jobs for a throwaway database (their names are cluster-wide)
         env={**os.environ, "DATABASE_URL": url, "NIKITA_CRON_FIND": "no"},
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if migrated.returncode != 0:
+        drop_database(admin, name)
+        raise SystemExit(f"migrate failed ({migrated.returncode}):\n{migrated.stderr[-2000:]}")
     return name, url
 
 
