@@ -64,7 +64,8 @@ def make_database(admin: str) -> tuple[str, str]:
     url = psycopg.conninfo.make_conninfo(admin, dbname=name)
     subprocess.run(
         [str(ROOT / "scripts" / "migrate.sh")],
-        env={**os.environ, "DATABASE_URL": url},
+        # no pg_cron jobs for a throwaway database (their names are cluster-wide)
+        env={**os.environ, "DATABASE_URL": url, "NIKITA_CRON_FIND": "no"},
         check=True,
         capture_output=True,
     )
@@ -80,6 +81,7 @@ def drop_database(admin: str, name: str) -> None:
 
 
 def _latency_child(db_url: str, out_path: str, ready: mp.synchronize.Event) -> None:
+    from nikita_shim import runtime
     from nikita_shim.config import load_config
     from nikita_shim.events import Outcome
     from nikita_shim.service import Shim
@@ -102,6 +104,7 @@ def _latency_child(db_url: str, out_path: str, ready: mp.synchronize.Event) -> N
             return Outcome.delivered(None)
 
     env = {
+        **{k: v for k, v in os.environ.items() if k.startswith("NIKITA_SHIM_")},
         "DATABASE_URL": db_url,
         "NIKITA_SHIM_LOG_LEVEL": "warning",
         "NIKITA_SHIM_SWEEP_INTERVAL": "0",
@@ -116,7 +119,7 @@ def _latency_child(db_url: str, out_path: str, ready: mp.synchronize.Event) -> N
         ready.set()
         await task
 
-    asyncio.run(main())
+    runtime.run(main(), load_config(env).event_loop)  # as `nikita-shim run`
     Path(out_path).write_text(json.dumps(calls))
 
 
@@ -218,6 +221,7 @@ def drain(db_url: str, events: int, users: int, batch: int) -> dict[str, float]:
         total = c.execute("SELECT count(*) FROM nikita.scheduled_events").fetchone()[0]
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("NIKITA_", "TELEGRAM_"))},
+        **{k: v for k, v in os.environ.items() if k.startswith("NIKITA_SHIM_")},
         "DATABASE_URL": db_url,
         "NIKITA_SHIM_TELEGRAM_TRANSPORT": "noop",
         "NIKITA_SHIM_VOICE_TRANSPORT": "noop",

@@ -55,6 +55,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_done integer;
+    v_voice boolean;
 BEGIN
     IF p_ids IS NULL THEN
         RAISE EXCEPTION 'ids must not be null' USING ERRCODE = '22004';
@@ -76,22 +77,37 @@ BEGIN
 
     -- unnest() of several arrays (special syntax, not pg_catalog.unnest) pads a NULL
     -- provider_refs with NULLs.
-    UPDATE nikita.scheduled_events AS e
-    SET status = 'delivered',
-        delivered_at = pg_catalog.now(),
-        provider_ref = pg_catalog.left(i.provider_ref, 1024),
-        locked_by = NULL,
-        locked_until = NULL,
-        lock_token = NULL,
-        updated_at = pg_catalog.now()
-    FROM unnest(p_ids, p_lock_tokens, p_provider_refs)
-        AS i (id, lock_token, provider_ref)
-    -- A lock token is set only while the event is 'sending' (CHECK
-    -- scheduled_events_lease_when_sending), so the token match is the state check. Spelling
-    -- out status = 'sending' would invite a scan of the partial index of in-flight rows, which
-    -- is full of dead entries during a fast drain; the primary key is the way in.
-    WHERE e.id = i.id AND e.lock_token = i.lock_token;
-    GET DIAGNOSTICS v_done = ROW_COUNT;
+    WITH done AS (
+        UPDATE nikita.scheduled_events AS e
+        SET status = 'delivered',
+            delivered_at = pg_catalog.now(),
+            provider_ref = pg_catalog.left(i.provider_ref, 1024),
+            locked_by = NULL,
+            locked_until = NULL,
+            lock_token = NULL,
+            updated_at = pg_catalog.now()
+        FROM unnest(p_ids, p_lock_tokens, p_provider_refs)
+            AS i (id, lock_token, provider_ref)
+        -- A lock token is set only while the event is 'sending' (CHECK
+        -- scheduled_events_lease_when_sending), so the token match is the state check.
+        -- Spelling out status = 'sending' would invite a scan of the partial index of
+        -- in-flight rows, which is full of dead entries during a fast drain; the primary key
+        -- is the way in.
+        WHERE e.id = i.id AND e.lock_token = i.lock_token
+        RETURNING e.platform
+    )
+
+    SELECT pg_catalog.count(*)::integer, coalesce(pg_catalog.bool_or(d.platform = 'voice'), false)
+    INTO v_done, v_voice
+    FROM done AS d;
+
+    -- Opt-in (docs/shim.md, "Telegram durability"): completions of Telegram events only commit
+    -- asynchronously when the session asks for it; a batch with a voice outcome stays
+    -- synchronous.
+    IF v_done > 0 AND NOT v_voice
+        AND pg_catalog.current_setting('nikita.telegram_durability', true) = 'async' THEN
+        PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+    END IF;
 
     IF v_done < pg_catalog.cardinality(p_ids) THEN
         RAISE WARNING 'complete_events: % of % events not completed: lease lost',
@@ -103,7 +119,8 @@ END
 $$;
 COMMENT ON FUNCTION nikita.complete_events(uuid[], uuid[], text[])
 IS 'Batch complete_event: ids, lock tokens and (optional) provider refs as parallel arrays. '
-'Returns how many were completed; the others lost their lease (one WARNING). 22004 null '
-'array, 22023 arrays of different lengths.';
+'Returns how many were completed; the others lost their lease (one WARNING). A session with '
+'nikita.telegram_durability = async commits a batch without voice events asynchronously. '
+'22004 null array, 22023 arrays of different lengths.';
 REVOKE EXECUTE ON FUNCTION nikita.complete_events(uuid[], uuid[], text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION nikita.complete_events(uuid[], uuid[], text[]) TO nikita_worker;

@@ -105,7 +105,7 @@ cmd_up() {
 port = $PORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$run'
-shared_preload_libraries = 'pg_cron'
+shared_preload_libraries = 'pg_cron,pg_stat_statements'
 cron.database_name = '$CRON_DB'
 cron.host = '$run'
 cron.timezone = 'UTC'
@@ -116,6 +116,22 @@ max_wal_size = 4GB
 fsync = on
 log_min_messages = warning
 EOF
+    fi
+    # pg_stat_statements (bench/profile_queue.py) joined pg_cron in shared_preload_libraries
+    # later: a cluster created before gets the line appended, and a running one a restart.
+    local restart=""
+    if ! grep -q "^shared_preload_libraries = 'pg_cron,pg_stat_statements'" "$data/postgresql.conf"
+    then
+        say "adding pg_stat_statements to shared_preload_libraries"
+        # appended: the last setting of a name wins, whatever the line above it says
+        printf "shared_preload_libraries = 'pg_cron,pg_stat_statements'\n" \
+            >>"$data/postgresql.conf"
+        restart=yes
+    fi
+    if [ -n "$restart" ] && as_owner "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        say "restarting cluster on port $PORT (shared_preload_libraries changed)"
+        as_owner "$PGBIN/pg_ctl" -D "$data" -l "$data/../postgres.log" -m fast -w -t 60 restart \
+            >/dev/null || die "postgres did not restart; see $data/../postgres.log"
     fi
     if ! as_owner "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
         say "starting cluster on port $PORT"

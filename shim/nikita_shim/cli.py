@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 
-from . import __version__, admin_cli, dashboard
+from . import __version__, admin_cli, dashboard, runtime
 from .config import ConfigError, load_config
 from .health import (
     EXIT_CONFIG,
@@ -113,7 +113,10 @@ def _run(args: argparse.Namespace) -> int:
         return await run_with_signals(shim)
 
     try:
-        return asyncio.run(main())
+        return runtime.run(main(), cfg.event_loop)
+    except ConfigError as exc:  # NIKITA_SHIM_EVENT_LOOP=uvloop without uvloop
+        print(exc.render(), file=sys.stderr)
+        return EXIT_CONFIG
     except Exception:
         # through the logging formatter (redacted), not Python's bare traceback on stderr
         logging.getLogger("nikita_shim").critical("crashed", exc_info=True)

@@ -23,6 +23,11 @@ T = TypeVar("T")
 TELEGRAM_TRANSPORTS = ("telegram", "console", "noop", "disabled")
 VOICE_TRANSPORTS = ("elevenlabs", "console", "noop", "disabled")
 LOG_FORMATS = ("logfmt", "json")
+# The event loop (runtime.py): auto = uvloop when installed, else asyncio's.
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+# Telegram claims and completions: durable (synchronous commit) or async (docs/shim.md,
+# "Telegram durability"); voice is always durable.
+TELEGRAM_DURABILITIES = ("durable", "async")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # Test-only fault injection (NIKITA_SHIM_TEST_FAULT): the named core task raises once it has
 # work, so the crash path (traceback logged, watchdog starved, exit 1) is tested for real.
@@ -59,7 +64,7 @@ class Config:
     elevenlabs_phone_number_id: str | None
     elevenlabs_api_base: str
     # delivery loop
-    batch_size: int = 100
+    batch_size: int = 500
     concurrency: int = 32
     voice_concurrency: int = 4
     lease_seconds: float = 120.0
@@ -93,6 +98,9 @@ class Config:
     summary_concurrency: int = 2
     summary_lease: float = 300.0
     summary_timeout: float = 10.0
+    # performance (docs/shim.md "Performance")
+    event_loop: str = "auto"
+    telegram_durability: str = "durable"
     # check
     check_max_lag: float = 300.0
     test_fault: str | None = None
@@ -281,7 +289,7 @@ def load_config(env: Mapping[str, str] | None = None, *, need_delivery: bool = T
         elevenlabs_agent_id=agent_id,
         elevenlabs_phone_number_id=phone_id,
         elevenlabs_api_base=r.url("ELEVENLABS_API_BASE", "https://api.elevenlabs.io"),
-        batch_size=r.integer("NIKITA_SHIM_BATCH_SIZE", 100, 1, 5000),
+        batch_size=r.integer("NIKITA_SHIM_BATCH_SIZE", 500, 1, 5000),
         concurrency=r.integer("NIKITA_SHIM_CONCURRENCY", 32, 1, 1000),
         voice_concurrency=r.integer("NIKITA_SHIM_VOICE_CONCURRENCY", 4, 1, 1000),
         lease_seconds=r.seconds("NIKITA_SHIM_LEASE_SECONDS", 120.0, 1, 86400),
@@ -313,6 +321,10 @@ def load_config(env: Mapping[str, str] | None = None, *, need_delivery: bool = T
         summary_concurrency=r.integer("NIKITA_SHIM_SUMMARY_CONCURRENCY", 2, 1, 100),
         summary_lease=r.seconds("NIKITA_SHIM_SUMMARY_LEASE", 300.0, 10, 86400),
         summary_timeout=r.seconds("NIKITA_SHIM_SUMMARY_TIMEOUT", 10.0, 0.1, 3600),
+        event_loop=r.choice("NIKITA_SHIM_EVENT_LOOP", "auto", EVENT_LOOPS),
+        telegram_durability=r.choice(
+            "NIKITA_SHIM_TELEGRAM_DURABILITY", "durable", TELEGRAM_DURABILITIES
+        ),
         check_max_lag=r.seconds("NIKITA_SHIM_CHECK_MAX_LAG", 300.0, 1, 86400 * 7),
         test_fault=(
             r.choice("NIKITA_SHIM_TEST_FAULT", "", TEST_FAULTS)

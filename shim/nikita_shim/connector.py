@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -53,6 +53,7 @@ class Connector:
         connect_timeout: float = 5.0,
         max_backoff: float = 30.0,
         application_name: str = "nikita-shim",
+        session_settings: Mapping[str, str] | None = None,
     ) -> None:
         self._url = url
         self._metrics = metrics
@@ -63,6 +64,9 @@ class Connector:
         self._connect_timeout = connect_timeout
         self._max_backoff = max_backoff
         self._application_name = application_name
+        # set on the pool's connections at connect (libpq options), e.g.
+        # nikita.telegram_durability (docs/shim.md, "Telegram durability")
+        self._session_settings = dict(session_settings or {})
         self._pool: AsyncConnectionPool | None = None
         self._listener: AsyncConnection[Any] | None = None
         self._generation = 0
@@ -73,8 +77,8 @@ class Connector:
 
     # ---- connection lifecycle -------------------------------------------------------------
 
-    def _kwargs(self) -> dict[str, Any]:
-        return {
+    def _kwargs(self, *, pool: bool = False) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
             "autocommit": True,
             "connect_timeout": max(1, round(self._connect_timeout)),
             "application_name": self._application_name,
@@ -83,6 +87,11 @@ class Connector:
             "keepalives_interval": 10,
             "keepalives_count": 3,
         }
+        if pool and self._session_settings:
+            kwargs["options"] = " ".join(
+                f"-c {name}={value}" for name, value in self._session_settings.items()
+            )
+        return kwargs
 
     async def _connect_once(self) -> None:
         listener = await AsyncConnection.connect(self._url, **self._kwargs())
@@ -93,7 +102,7 @@ class Connector:
                 self._url,
                 min_size=min(2, self._pool_size),
                 max_size=self._pool_size,
-                kwargs=self._kwargs(),
+                kwargs=self._kwargs(pool=True),
                 open=False,
                 timeout=self._connect_timeout,
                 name="nikita-shim",

@@ -77,6 +77,11 @@ class Shim:
             connect_timeout=cfg.connect_timeout,
             max_backoff=cfg.reconnect_max_backoff,
             application_name=f"nikita-shim {cfg.worker_id}"[:63],
+            session_settings=(
+                {"nikita.telegram_durability": "async"}
+                if cfg.telegram_durability == "async"
+                else None
+            ),
         )
         self.queue = EventQueue(self.db)
         self.delivery = DeliveryLoop(cfg, self.queue, self.transports, self.metrics, self.stopping)
@@ -224,6 +229,9 @@ class Shim:
                     "batch": cfg.batch_size,
                     "concurrency": cfg.concurrency,
                     "voice_concurrency": cfg.voice_concurrency,
+                    # the loop really running (runtime.run picks it from NIKITA_SHIM_EVENT_LOOP)
+                    "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+                    "telegram_durability": cfg.telegram_durability,
                     "database": _safe_database(cfg.database_url),
                     "pid": os.getpid(),
                 }
