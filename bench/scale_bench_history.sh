@@ -10,9 +10,10 @@
 # in its own database on DATABASE_URL's cluster (default: the embedded one): PLAYERS idle
 # players in UTC, chapters 1..5 in turn, decayed through 2026-11-28 00:00Z; then the 24 hourly
 # runs of 2026-11-28 (apply_decay(p_now) at 01:00Z .. 24:00Z, each one transaction, as the
-# owner). Measured: the day's decay time (sum of the runs), WAL (pg_current_wal_lsn), rows
-# and size of score_history (table + indexes) after the day, then after a VACUUM (what
-# autovacuum makes reusable). Prints a markdown table; the databases are dropped.
+# owner, each its own transaction, a VACUUM of score_history after each as autovacuum would
+# between hourly runs). Measured: the day's decay time (sum of the runs) and VACUUM time, WAL
+# of both (pg_current_wal_lsn), rows and size of score_history (table + indexes) after the
+# day. Prints a markdown table; the databases are dropped.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,45 +42,45 @@ FROM generate_series(1, $players) AS g;
 VACUUM ANALYZE nikita.users;
 CHECKPOINT;
 SQL
-    "${psql_[@]}" -d "$url" -tA -F' ' <<'SQL'
-CREATE TEMP TABLE m AS SELECT pg_current_wal_lsn() AS lsn, 0::double precision AS ms;
-DO $$
-DECLARE
-    t0 timestamptz;
-BEGIN
-    FOR h IN 1..24 LOOP
-        t0 := clock_timestamp();
-        PERFORM nikita.apply_decay(timestamptz '2026-11-28 00:00Z' + h * interval '1 hour');
-        UPDATE m SET ms = ms + extract(EPOCH FROM clock_timestamp() - t0) * 1000;
-    END LOOP;
-END
-$$;
-SELECT round(ms), pg_wal_lsn_diff(pg_current_wal_lsn(), lsn),
-       (SELECT count(*) FROM nikita.score_history),
-       pg_total_relation_size('nikita.score_history')
-FROM m;
-SQL
+    # Each run its own transaction (psql's autocommit), as the hourly job's; a VACUUM of
+    # score_history after each, as autovacuum would between hourly runs (its time apart).
+    {
+        echo "CREATE TEMP TABLE m (run_ms float8, vacuum_ms float8);"
+        echo "SELECT pg_current_wal_lsn() AS lsn \\gset"
+        for h in $(seq 1 24); do
+            echo "SELECT clock_timestamp() AS t0 \\gset"
+            echo "SELECT nikita.apply_decay(timestamptz '2026-11-28 00:00Z' + $h * interval '1 hour');"
+            echo "SELECT clock_timestamp() AS t1 \\gset"
+            echo "VACUUM nikita.score_history;"
+            echo "INSERT INTO m SELECT extract(EPOCH FROM timestamptz :'t1' - :'t0') * 1000,"
+            echo "    extract(EPOCH FROM clock_timestamp() - :'t1') * 1000;"
+        done
+        echo "SELECT round(sum(run_ms)), round(sum(vacuum_ms)),"
+        echo "    pg_wal_lsn_diff(pg_current_wal_lsn(), :'lsn'),"
+        echo "    (SELECT count(*) FROM nikita.score_history),"
+        echo "    pg_total_relation_size('nikita.score_history') FROM m;"
+    } | "${psql_[@]}" -d "$url" -tA -F' ' -o /dev/stdout 2>/dev/null | tail -1
 } 2>/dev/null
 
 row() {
-    local label=$1 ms wal rows size after
-    read -r ms wal rows size < <(day "$2" "$label")
-    after=$("${psql_[@]}" -d "$(.venv/bin/python scripts/conninfo.py with-db "$base" nikita_bench_history)" \
-        -tA -c "VACUUM nikita.score_history" -c "SELECT pg_total_relation_size('nikita.score_history')")
+    local label=$1 ms vac wal rows size
+    read -r ms vac wal rows size < <(day "$2" "$label")
     "${psql_[@]}" -d "$base" -c "DROP DATABASE IF EXISTS nikita_bench_history WITH (FORCE)"
     python3 -c '
 import sys
-label, n, ms, wal, rows, size, after = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:])
+label, n, ms, vac, wal, rows, size = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:])
 k = 1e6 / n
-print(f"| {label} | {ms / 1000:.1f} s | {wal * k / 2**30:.2f} GiB | {rows * k / 1e6:.1f} M |"
-      f" {size * k / 2**30:.2f} GiB | {after * k / 2**30:.2f} GiB |")
-' "$label" "$players" "$ms" "$wal" "$rows" "$size" "$after"
+print(f"| {label} | {ms / 1000:.1f} s | {vac / 1000:.1f} s | {wal * k / 2**30:.2f} GiB |"
+      f" {rows * k / 1e6:.1f} M | {size * k / 2**30:.2f} GiB |")
+' "$label" "$players" "$ms" "$vac" "$wal" "$rows" "$size"
 }
 
 echo "One local day of 24 hourly decay runs, $players players (figures scaled to 1,000,000"
 echo "players per day); load average $(cut -d' ' -f1-3 /proc/loadavg) at the start."
 echo
-echo "| score_history | decay time, 24 runs | WAL | rows written | table + indexes after the day | after VACUUM |"
+echo "Decay and VACUUM times are for the $players players; WAL, rows and size per 1,000,000."
+echo
+echo "| score_history | decay, 24 runs | VACUUMs | WAL (runs + VACUUMs) | rows after the day | table + indexes after the day |"
 echo "|---|---:|---:|---:|---:|---:|"
 row "per run (${ref:0:12})" "$old_dir"
 row "per local day (this tree)" "$here"
