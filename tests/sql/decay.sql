@@ -397,7 +397,7 @@ BEGIN
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER test_refuse_history BEFORE INSERT ON nikita.score_history
+CREATE TRIGGER test_refuse_history BEFORE INSERT OR UPDATE ON nikita.score_history
 FOR EACH ROW EXECUTE FUNCTION nikita.test_refuse_history();
 CREATE TEMP TABLE run1 AS SELECT nikita.apply_decay('2026-11-28 12:00Z') AS r;
 SELECT is(
@@ -471,7 +471,7 @@ BEGIN
     RAISE EXCEPTION 'disk on fire' USING ERRCODE = '53100';
 END
 $$;
-CREATE TRIGGER test_disk_full BEFORE INSERT ON nikita.score_history FOR EACH ROW
+CREATE TRIGGER test_disk_full BEFORE INSERT OR UPDATE ON nikita.score_history FOR EACH ROW
 WHEN (NEW.user_id = '00000000-0000-0000-0000-000000000301')
 EXECUTE FUNCTION nikita.test_disk_full();
 SELECT throws_ok($$SELECT nikita.apply_decay('2026-11-28 15:00Z')$$, '53100', 'disk on fire',
