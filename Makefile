@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test migrate lint bench schema db-up db-down psql setup venv packages cron cron-remove clean
+.PHONY: help run test migrate lint bench bench-scale schema db-up db-down psql setup venv packages cron cron-remove clean
 
 help:
 	@echo "make run       set up, migrate, schedule cron jobs, run the shim in the foreground"
@@ -15,6 +15,7 @@ help:
 	@echo "make migrate   apply sql/, functions/, cron/ to DATABASE_URL or the embedded cluster"
 	@echo "make lint      sqlfluff, plpgsql_check, ruff"
 	@echo "make bench     benchmarks into bench/RESULTS.md"
+	@echo "make bench-scale  decay over 10M players beside app writes (PLAYERS=...), bench/SCALE-RESULTS.md"
 	@echo "make schema    regenerate docs/schema.sql (pg_dump of a fresh migrate)"
 	@echo "make db-up | db-down | psql    the embedded PostgreSQL"
 
@@ -67,6 +68,10 @@ lint: setup
 
 bench: setup
 	@scripts/bench.sh
+
+# Not part of bench: builds PLAYERS (default 10,000,000) players, several GB and minutes.
+bench-scale: setup
+	@bench/scale_bench.sh
 
 # docs/schema.sql: the schema of a fresh migrate, compared by the tests (scripts/schema.sh).
 schema: setup

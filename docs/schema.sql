@@ -1199,9 +1199,13 @@ BEGIN
             s.last_day, s.last_day_total
     ),
 
+    -- One decay row per player and local day (sql/0022): the day's first run inserts it,
+    -- the day's later runs update it in place (the day's cumulative delta, the latest score,
+    -- the latest run's recorded_at and watermark; 'from' and 'hours' of the whole day).
+    -- The row's last_day_total is the day's, read by the next run of the same day (base).
     hist AS (
-        INSERT INTO nikita.score_history (
-            user_id, score, delta, chapter, event_type, event_details, recorded_at
+        INSERT INTO nikita.score_history AS h (
+            user_id, score, delta, chapter, event_type, event_details, recorded_at, decay_day
         )
         SELECT
             up.id,
@@ -1214,9 +1218,11 @@ BEGIN
                 'from', up.accrue_from,
                 'to', up.watermark,
                 'last_day', up.last_day,
-                'last_day_total', round(up.last_day_total, 6)
+                'last_day_total', round(up.last_day_total, 6),
+                'runs', 1
             ),
-            p_now
+            p_now,
+            up.last_day
         FROM upd AS up
         UNION ALL
         SELECT
@@ -1226,9 +1232,25 @@ BEGIN
             up.chapter,
             'decay_game_over',
             pg_catalog.jsonb_build_object('reason', 'score reached 0 by decay', 'at', p_now),
-            p_now
+            p_now,
+            NULL
         FROM upd AS up
         WHERE up.new_score = 0
+        ON CONFLICT (user_id, decay_day) WHERE decay_day IS NOT NULL DO UPDATE
+            SET
+                score = excluded.score,
+                delta = h.delta + excluded.delta,
+                chapter = excluded.chapter,
+                recorded_at = excluded.recorded_at,
+                event_details = excluded.event_details || pg_catalog.jsonb_build_object(
+                    'from', h.event_details -> 'from',
+                    'hours', round(
+                        coalesce((h.event_details ->> 'hours')::numeric, 0)
+                        + (excluded.event_details ->> 'hours')::numeric,
+                        4
+                    ),
+                    'runs', coalesce((h.event_details ->> 'runs')::integer, 1) + 1
+                )
         RETURNING 1
     )
 
@@ -5491,12 +5513,20 @@ CREATE TABLE nikita.score_history (
     event_type text NOT NULL,
     event_details jsonb DEFAULT '{}'::jsonb NOT NULL,
     recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    decay_day date,
     CONSTRAINT score_history_chapter_range CHECK (((chapter >= 1) AND (chapter <= 5))),
-    CONSTRAINT score_history_delta_range CHECK (((delta >= ('-100'::integer)::numeric) AND (delta <= (100)::numeric))),
+    CONSTRAINT score_history_decay_day_decay CHECK (((decay_day IS NULL) OR (event_type = 'decay'::text))),
+    CONSTRAINT score_history_delta_range CHECK ((((delta >= ('-100'::integer)::numeric) AND (delta <= (100)::numeric)) OR ((decay_day IS NOT NULL) AND (delta < (0)::numeric)))),
     CONSTRAINT score_history_details_object CHECK ((jsonb_typeof(event_details) = 'object'::text)),
     CONSTRAINT score_history_event_type_valid CHECK ((event_type = ANY (ARRAY['conversation'::text, 'decay'::text, 'decay_game_over'::text, 'boss_pass'::text, 'boss_fail'::text, 'boss_timeout'::text, 'chapter_advance'::text, 'manual_adjustment'::text]))),
     CONSTRAINT score_history_score_range CHECK (((score >= (0)::numeric) AND (score <= (100)::numeric)))
 );
+
+--
+-- Name: COLUMN score_history.decay_day; Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON COLUMN nikita.score_history.decay_day IS 'Decay rows only: the player''s local day (users.timezone) this row sums, one row per player and day, updated in place by every decay run that ends on that day (delta: the day''s cumulative decay; score: the latest; recorded_at: the latest run). NULL on other rows and on decay rows from before sql/0022 (one per run).';
 
 --
 -- Name: score_history_id_seq; Type: SEQUENCE; Schema: nikita; Owner: -
@@ -5834,6 +5864,12 @@ CREATE INDEX scheduled_events_user_idx ON nikita.scheduled_events USING btree (u
 --
 
 CREATE INDEX scheduled_events_user_order_idx ON nikita.scheduled_events USING btree (user_id, COALESCE(order_at, scheduled_at), seq) INCLUDE (scheduled_at, order_at) WHERE ((status = 'pending'::text) AND (user_id IS NOT NULL));
+
+--
+-- Name: score_history_decay_day_key; Type: INDEX; Schema: nikita; Owner: -
+--
+
+CREATE UNIQUE INDEX score_history_decay_day_key ON nikita.score_history USING btree (user_id, decay_day) WHERE (decay_day IS NOT NULL);
 
 --
 -- Name: score_history_user_time_idx; Type: INDEX; Schema: nikita; Owner: -

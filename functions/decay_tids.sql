@@ -258,9 +258,13 @@ BEGIN
             s.last_day, s.last_day_total
     ),
 
+    -- One decay row per player and local day (sql/0022): the day's first run inserts it,
+    -- the day's later runs update it in place (the day's cumulative delta, the latest score,
+    -- the latest run's recorded_at and watermark; 'from' and 'hours' of the whole day).
+    -- The row's last_day_total is the day's, read by the next run of the same day (base).
     hist AS (
-        INSERT INTO nikita.score_history (
-            user_id, score, delta, chapter, event_type, event_details, recorded_at
+        INSERT INTO nikita.score_history AS h (
+            user_id, score, delta, chapter, event_type, event_details, recorded_at, decay_day
         )
         SELECT
             up.id,
@@ -273,9 +277,11 @@ BEGIN
                 'from', up.accrue_from,
                 'to', up.watermark,
                 'last_day', up.last_day,
-                'last_day_total', round(up.last_day_total, 6)
+                'last_day_total', round(up.last_day_total, 6),
+                'runs', 1
             ),
-            p_now
+            p_now,
+            up.last_day
         FROM upd AS up
         UNION ALL
         SELECT
@@ -285,9 +291,25 @@ BEGIN
             up.chapter,
             'decay_game_over',
             pg_catalog.jsonb_build_object('reason', 'score reached 0 by decay', 'at', p_now),
-            p_now
+            p_now,
+            NULL
         FROM upd AS up
         WHERE up.new_score = 0
+        ON CONFLICT (user_id, decay_day) WHERE decay_day IS NOT NULL DO UPDATE
+            SET
+                score = excluded.score,
+                delta = h.delta + excluded.delta,
+                chapter = excluded.chapter,
+                recorded_at = excluded.recorded_at,
+                event_details = excluded.event_details || pg_catalog.jsonb_build_object(
+                    'from', h.event_details -> 'from',
+                    'hours', round(
+                        coalesce((h.event_details ->> 'hours')::numeric, 0)
+                        + (excluded.event_details ->> 'hours')::numeric,
+                        4
+                    ),
+                    'runs', coalesce((h.event_details ->> 'runs')::integer, 1) + 1
+                )
         RETURNING 1
     )
 

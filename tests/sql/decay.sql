@@ -142,9 +142,10 @@ BEGIN
 END
 $$;
 SELECT results_eq(
-    $$SELECT count(*)::int, sum(delta) FROM nikita.score_history WHERE user_id = pg_temp.id(51)$$,
-    $$VALUES (15, -12.00::numeric)$$,
-    'hourly runs inside one local day: 15 runs of 0.80, then the day is capped (no more rows)'
+    $$SELECT count(*)::int, sum(delta), max((event_details ->> 'runs')::int)
+      FROM nikita.score_history WHERE user_id = pg_temp.id(51)$$,
+    $$VALUES (1, -12.00::numeric, 15)$$,
+    'hourly runs inside one local day: 15 runs of 0.80 in the day''s one row, then capped'
 );
 SELECT is(pg_temp.score(51), 38.00, 'a whole day of hourly runs takes exactly the cap');
 SELECT is(
@@ -396,7 +397,7 @@ BEGIN
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER test_refuse_history BEFORE INSERT ON nikita.score_history
+CREATE TRIGGER test_refuse_history BEFORE INSERT OR UPDATE ON nikita.score_history
 FOR EACH ROW EXECUTE FUNCTION nikita.test_refuse_history();
 CREATE TEMP TABLE run1 AS SELECT nikita.apply_decay('2026-11-28 12:00Z') AS r;
 SELECT is(
@@ -470,7 +471,7 @@ BEGIN
     RAISE EXCEPTION 'disk on fire' USING ERRCODE = '53100';
 END
 $$;
-CREATE TRIGGER test_disk_full BEFORE INSERT ON nikita.score_history FOR EACH ROW
+CREATE TRIGGER test_disk_full BEFORE INSERT OR UPDATE ON nikita.score_history FOR EACH ROW
 WHEN (NEW.user_id = '00000000-0000-0000-0000-000000000301')
 EXECUTE FUNCTION nikita.test_disk_full();
 SELECT throws_ok($$SELECT nikita.apply_decay('2026-11-28 15:00Z')$$, '53100', 'disk on fire',

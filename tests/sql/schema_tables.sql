@@ -23,7 +23,8 @@ SELECT columns_are('nikita', 'conversations', ARRAY[
     'emotional_tone', 'created_at', 'updated_at'
 ]);
 SELECT columns_are('nikita', 'score_history', ARRAY[
-    'id', 'user_id', 'score', 'delta', 'chapter', 'event_type', 'event_details', 'recorded_at'
+    'id', 'user_id', 'score', 'delta', 'chapter', 'event_type', 'event_details', 'recorded_at',
+    'decay_day'
 ]);
 SELECT columns_are('nikita', 'daily_summaries', ARRAY[
     'id', 'user_id', 'date', 'score_start', 'score_end', 'decay_applied',
