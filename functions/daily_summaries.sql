@@ -113,14 +113,16 @@ BEGIN
         ) AS d
         WHERE
             (p_ids IS NULL OR u.id = ANY (p_ids))
-            -- A subquery per candidate (an index probe), not NOT EXISTS: the planner, which
-            -- guesses 1000 days per player, turned that into a merge anti join reading the
-            -- unique index from its start, i.e. every summary of the players before the cursor
-            -- at every step (quadratic over a run).
-            AND (
+            AND NOT EXISTS (
                 SELECT 1 FROM nikita.daily_summaries AS s
-                WHERE s.user_id = u.id AND s.date = d.day
-            ) IS NULL
+                WHERE
+                    s.user_id = u.id AND s.date = d.day
+                    -- Redundant, for the plan: the planner (which guesses 1000 days per player)
+                    -- may make this a merge anti join, which without this bound reads the
+                    -- unique index from its start, i.e. the summaries of every player before
+                    -- the cursor at every step (quadratic over a run).
+                    AND (p_ids IS NULL OR s.user_id = ANY (p_ids))
+            )
     ),
 
     -- Materialized: each figure is computed once, not once per use in the text below.
