@@ -923,6 +923,7 @@ CREATE FUNCTION nikita._daily_summaries_insert(p_now timestamp with time zone, p
 DECLARE
     v_inserted integer;
 BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     WITH candidate AS (
         SELECT
             u.id AS user_id,
@@ -2749,6 +2750,7 @@ CREATE FUNCTION nikita._summary_lookback(p_now timestamp with time zone, p_lookb
 DECLARE
     v_last_run timestamptz;
 BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     IF p_lookback IS NULL THEN
         SELECT max(e.started_at) INTO v_last_run
         FROM nikita.job_executions AS e

@@ -52,6 +52,7 @@ AS $$
 DECLARE
     v_last_run timestamptz;
 BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     IF p_lookback IS NULL THEN
         SELECT max(e.started_at) INTO v_last_run
         FROM nikita.job_executions AS e
@@ -94,6 +95,7 @@ AS $$
 DECLARE
     v_inserted integer;
 BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     WITH candidate AS (
         SELECT
             u.id AS user_id,
