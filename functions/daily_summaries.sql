@@ -32,7 +32,7 @@
 -- migration): 1,000 players are at most ~1,000 summaries per closed day (8,000 for a 7-day
 -- catch-up). Measured (bench/summaries_bench.sh, midnight: every player's day closing at once,
 -- 2 cores under load 6): steps of ~0.1 s, the longest 0.2-0.35 s, at 100,000 players, where the
--- one-statement run was one transaction of ~11 s; the whole run ~10 % longer (a commit and a
+-- one-statement run was one transaction of ~11 s; the whole run ~20 % longer (a commit and a
 -- plan per step). A function, so that a test database can lower it.
 CREATE OR REPLACE FUNCTION nikita._summary_batch_size()
 RETURNS integer
