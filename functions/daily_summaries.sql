@@ -33,7 +33,11 @@
 -- catch-up). Measured (bench/summaries_bench.sh, midnight: every player's day closing at once,
 -- 2 cores under load 6): steps of ~0.1 s, the longest 0.2-0.35 s, at 100,000 players, where the
 -- one-statement run was one transaction of ~11 s; the whole run ~20 % longer (a commit and a
--- plan per step). A function, so that a test database can lower it.
+-- plan per step). At 1,000,000 (load ~2): steps of 0.26 s median, 0.6 s at most, against one
+-- 108 s transaction, but the whole run 2.6x longer: batches in user id order read the day's
+-- score_history rows at random, where one scan of users in physical order read them nearly in
+-- order (a page cursor as decay's would keep that order). A function, so that a test database
+-- can lower it.
 CREATE OR REPLACE FUNCTION nikita._summary_batch_size()
 RETURNS integer
 LANGUAGE sql IMMUTABLE
