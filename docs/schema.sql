@@ -911,6 +911,162 @@ END
 $_$;
 
 --
+-- Name: _daily_summaries_insert(timestamp with time zone, interval, uuid[]); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._daily_summaries_insert(p_now timestamp with time zone, p_lookback interval, p_ids uuid[]) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
+    SET plan_cache_mode TO 'force_custom_plan'
+    AS $$
+DECLARE
+    v_inserted integer;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    WITH candidate AS (
+        SELECT
+            u.id AS user_id,
+            u.timezone,
+            u.relationship_score,
+            d.day,
+            d.day::timestamp AT TIME ZONE u.timezone AS day_start,
+            (d.day + 1)::timestamp AT TIME ZONE u.timezone AS day_end
+        FROM nikita.users AS u
+        CROSS JOIN LATERAL (
+            SELECT ((p_now - p_lookback) AT TIME ZONE u.timezone)::date + k.k AS day
+            FROM pg_catalog.generate_series(
+                0,
+                (p_now AT TIME ZONE u.timezone)::date
+                - ((p_now - p_lookback) AT TIME ZONE u.timezone)::date - 1
+            ) AS k (k)
+        ) AS d
+        WHERE
+            (p_ids IS NULL OR u.id = ANY (p_ids))
+            AND NOT EXISTS (
+                SELECT 1 FROM nikita.daily_summaries AS s
+                WHERE
+                    s.user_id = u.id AND s.date = d.day
+                    -- Redundant, for the plan: the planner (which guesses 1000 days per player)
+                    -- may make this a merge anti join, which without this bound reads the
+                    -- unique index from its start, i.e. the summaries of every player before
+                    -- the cursor at every step (quadratic over a run).
+                    AND (p_ids IS NULL OR s.user_id = ANY (p_ids))
+            )
+    ),
+
+    -- Materialized: each figure is computed once, not once per use in the text below.
+    figures AS MATERIALIZED (
+        SELECT
+            c.*,
+            (
+                SELECT count(*)::integer FROM nikita.conversations AS v
+                WHERE
+                    v.user_id = c.user_id
+                    AND v.started_at >= c.day_start AND v.started_at < c.day_end
+            ) AS conversations,
+            h.events,
+            h.decay,
+            h.notes,
+            greatest(0, least(100, coalesce(
+                (
+                    SELECT b.score FROM nikita.score_history AS b
+                    WHERE b.user_id = c.user_id AND b.recorded_at < c.day_start
+                    ORDER BY b.recorded_at DESC, b.id DESC LIMIT 1
+                ),
+                (
+                    SELECT a.score - a.delta FROM nikita.score_history AS a
+                    WHERE a.user_id = c.user_id AND a.recorded_at >= c.day_start
+                    ORDER BY a.recorded_at, a.id LIMIT 1
+                ),
+                c.relationship_score
+            ))) AS score_start,
+            greatest(0, least(100, coalesce(
+                (
+                    SELECT b.score FROM nikita.score_history AS b
+                    WHERE b.user_id = c.user_id AND b.recorded_at < c.day_end
+                    ORDER BY b.recorded_at DESC, b.id DESC LIMIT 1
+                ),
+                (
+                    SELECT a.score - a.delta FROM nikita.score_history AS a
+                    WHERE a.user_id = c.user_id AND a.recorded_at >= c.day_end
+                    ORDER BY a.recorded_at, a.id LIMIT 1
+                ),
+                c.relationship_score
+            ))) AS score_end
+        FROM candidate AS c
+        CROSS JOIN LATERAL (
+            SELECT
+                count(*)::integer AS events,
+                coalesce(-sum(x.delta) FILTER (WHERE x.event_type = 'decay'), 0) AS decay,
+                pg_catalog.string_agg(
+                    DISTINCT CASE x.event_type
+                        WHEN 'chapter_advance' THEN '1 chapter advanced'
+                        WHEN 'boss_pass' THEN '2 boss passed'
+                        WHEN 'boss_fail' THEN '3 boss failed'
+                        WHEN 'boss_timeout' THEN '4 boss timed out'
+                        WHEN 'manual_adjustment' THEN '5 manual adjustment'
+                        WHEN 'decay_game_over' THEN '6 game over'
+                    END, '; '
+                ) AS notes
+            FROM nikita.score_history AS x
+            WHERE
+                x.user_id = c.user_id
+                AND x.recorded_at >= c.day_start AND x.recorded_at < c.day_end
+        ) AS h
+    ),
+
+    inserted AS (
+        INSERT INTO nikita.daily_summaries (
+            user_id, date, score_start, score_end, decay_applied, conversations_count,
+            summary_text
+        )
+        SELECT
+            f.user_id,
+            f.day,
+            f.score_start,
+            f.score_end,
+            f.decay,
+            f.conversations,
+            pg_catalog.format(
+                '%s (%s): %s. Score %s -> %s (%s%s)%s.%s',
+                pg_catalog.to_char(f.day, 'Dy DD Mon YYYY'),
+                f.timezone,
+                CASE f.conversations
+                    WHEN 0 THEN 'no conversations'
+                    WHEN 1 THEN '1 conversation'
+                    ELSE f.conversations || ' conversations'
+                END,
+                f.score_start,
+                f.score_end,
+                CASE WHEN f.score_end >= f.score_start THEN '+' ELSE '' END,
+                f.score_end - f.score_start,
+                CASE WHEN f.decay > 0 THEN ', decay -' || f.decay ELSE '' END,
+                CASE
+                    WHEN f.notes IS NULL THEN ''
+                    -- Each note starts with a sort digit and a space (string_agg orders them).
+                    ELSE ' Events: '
+                        || pg_catalog.regexp_replace(f.notes, '(^|; )[0-9] ', '\1', 'g') || '.'
+                END
+            )
+        FROM figures AS f
+        WHERE f.conversations > 0 OR f.events > 0
+        ON CONFLICT (user_id, date) DO NOTHING
+        RETURNING 1
+    )
+
+    SELECT count(*)::integer INTO v_inserted FROM inserted;
+    RETURN v_inserted;
+END
+$$;
+
+--
+-- Name: FUNCTION _daily_summaries_insert(p_now timestamp with time zone, p_lookback interval, p_ids uuid[]); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._daily_summaries_insert(p_now timestamp with time zone, p_lookback interval, p_ids uuid[]) IS 'Internal: insert the daily summaries of players p_ids (NULL: every player) for their days that ended within p_lookback before p_now (one statement; existing rows skipped). Returns the number inserted.';
+
+--
 -- Name: _decay_batch_pages(); Type: FUNCTION; Schema: nikita; Owner: -
 --
 
@@ -2043,10 +2199,63 @@ CREATE FUNCTION nikita._job_summary_step(p_now timestamp with time zone, p_state
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+DECLARE
+    v_r jsonb := p_state -> 'result';
+    v_after uuid := (p_state ->> 'after')::uuid;
+    v_batch integer := (p_state ->> 'batch')::integer;
+    v_ids uuid[];
+    v_n integer;
+    v_inserted integer := 0;
 BEGIN
-    p_now := nikita._checked_now(p_now);
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    IF p_now IS NULL THEN
+        RAISE EXCEPTION 'p_now must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NOT pg_catalog.isfinite(p_now) THEN
+        RAISE EXCEPTION 'p_now must be a finite time, got %', p_now USING ERRCODE = '22023';
+    END IF;
+    IF p_state IS NULL THEN
+        RETURN pg_catalog.jsonb_build_object(
+            'done', false,
+            'after', NULL,
+            'batch', nikita._summary_batch_size(),
+            'players', 0,
+            'result', pg_catalog.jsonb_build_object(
+                'summaries', 0, 'lookback', nikita._summary_lookback(p_now, NULL)
+            )
+        );
+    END IF;
+    IF v_batch IS NULL OR v_batch NOT BETWEEN 1 AND 100000 THEN
+        RAISE EXCEPTION 'summary batch must be between 1 and 100000, got %',
+            coalesce(v_batch::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+
+    -- Two statements rather than "v_after IS NULL OR id > v_after": each is an index range.
+    IF v_after IS NULL THEN
+        SELECT pg_catalog.array_agg(c.id ORDER BY c.id) INTO v_ids
+        FROM (SELECT u.id FROM nikita.users AS u ORDER BY u.id LIMIT v_batch) AS c;
+    ELSE
+        SELECT pg_catalog.array_agg(c.id ORDER BY c.id) INTO v_ids
+        FROM (
+            SELECT u.id FROM nikita.users AS u WHERE u.id > v_after ORDER BY u.id LIMIT v_batch
+        ) AS c;
+    END IF;
+    v_n := coalesce(pg_catalog.cardinality(v_ids), 0);
+    IF v_n > 0 THEN
+        v_inserted := nikita._daily_summaries_insert(
+            p_now, (v_r ->> 'lookback')::interval, v_ids
+        );
+    END IF;
+
     RETURN pg_catalog.jsonb_build_object(
-        'done', true, 'result', nikita.generate_daily_summaries(p_now)
+        'done', v_n < v_batch,
+        'after', coalesce(v_ids[v_n]::text, p_state ->> 'after'),
+        'batch', v_batch,
+        'players', (p_state ->> 'players')::bigint + v_n,
+        'result', pg_catalog.jsonb_build_object(
+            'summaries', (v_r ->> 'summaries')::bigint + v_inserted,
+            'lookback', v_r -> 'lookback'
+        )
     );
 END
 $$;
@@ -2055,7 +2264,7 @@ $$;
 -- Name: FUNCTION _job_summary_step(p_now timestamp with time zone, p_state jsonb); Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON FUNCTION nikita._job_summary_step(p_now timestamp with time zone, p_state jsonb) IS 'Internal: the summary job''s only step: generate_daily_summaries (its default lookback) as of p_now, as the owner (p_state unused).';
+COMMENT ON FUNCTION nikita._job_summary_step(p_now timestamp with time zone, p_state jsonb) IS 'Internal: the summary job''s step (job_catalog.step): the summaries of the next batch of players (p_state.batch, from _summary_batch_size(); user id order after p_state.after) as of p_now over the run''s lookback, summed into the state''s result {summaries, lookback}; the first call (p_state NULL) only fixes the lookback (generate_daily_summaries'' default) and the batch. See functions/daily_summaries.sql and functions/job_catalog.sql.';
 
 --
 -- Name: _job_sweep_step(timestamp with time zone, jsonb); Type: FUNCTION; Schema: nikita; Owner: -
@@ -2534,6 +2743,60 @@ $$;
 --
 
 COMMENT ON FUNCTION nikita._summaries_notify_inserted() IS 'Trigger (AFTER INSERT, statement) of daily_summaries: NOTIFY nikita_summaries with the number of pending rows inserted, when there are any.';
+
+--
+-- Name: _summary_batch_size(); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._summary_batch_size() RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT 1000
+$$;
+
+--
+-- Name: FUNCTION _summary_batch_size(); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._summary_batch_size() IS 'Internal: players per step of the summary job (a constant: 1000).';
+
+--
+-- Name: _summary_lookback(timestamp with time zone, interval); Type: FUNCTION; Schema: nikita; Owner: -
+--
+
+CREATE FUNCTION nikita._summary_lookback(p_now timestamp with time zone, p_lookback interval) RETURNS interval
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_last_run timestamptz;
+BEGIN
+    p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
+    IF p_lookback IS NULL THEN
+        SELECT max(e.started_at) INTO v_last_run
+        FROM nikita.job_executions AS e
+        WHERE e.job_name = 'summary' AND e.status = 'completed' AND e.started_at <= p_now;
+        RETURN CASE
+            WHEN v_last_run IS NULL THEN interval '2 days'
+            ELSE least(
+                interval '7 days',
+                greatest(interval '2 hours', p_now - v_last_run + interval '1 hour')
+            )
+        END;
+    ELSIF p_lookback <= interval '0' OR p_lookback > interval '366 days' THEN
+        RAISE EXCEPTION 'lookback must be positive and at most 366 days, got %', p_lookback
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN p_lookback;
+END
+$$;
+
+--
+-- Name: FUNCTION _summary_lookback(p_now timestamp with time zone, p_lookback interval); Type: COMMENT; Schema: nikita; Owner: -
+--
+
+COMMENT ON FUNCTION nikita._summary_lookback(p_now timestamp with time zone, p_lookback interval) IS 'Internal: the summary run''s lookback as of p_now: p_lookback (22023 unless in (0, 366 days]) or, when NULL, since the last completed summary run plus an hour (2 hours..7 days; 2 days without one).';
 
 --
 -- Name: _summary_writer_max_attempts(); Type: FUNCTION; Schema: nikita; Owner: -
@@ -4251,12 +4514,9 @@ COMMENT ON FUNCTION nikita.find_events(p_user_id uuid, p_status text, p_event_ty
 CREATE FUNCTION nikita.generate_daily_summaries(p_now timestamp with time zone DEFAULT now(), p_lookback interval DEFAULT NULL::interval) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
-    SET jit TO 'off'
     AS $$
 DECLARE
-    v_lookback interval := p_lookback;
-    v_last_run timestamptz;
-    v_inserted integer;
+    v_lookback interval;
 BEGIN
     p_now := nikita._checked_now(p_now);  -- only the owner may move the clock (functions/clock.sql)
     IF p_now IS NULL THEN
@@ -4265,148 +4525,11 @@ BEGIN
     IF NOT pg_catalog.isfinite(p_now) THEN
         RAISE EXCEPTION 'p_now must be a finite time, got %', p_now USING ERRCODE = '22023';
     END IF;
-    IF v_lookback IS NULL THEN
-        SELECT max(e.started_at) INTO v_last_run
-        FROM nikita.job_executions AS e
-        WHERE e.job_name = 'summary' AND e.status = 'completed' AND e.started_at <= p_now;
-        v_lookback := CASE
-            WHEN v_last_run IS NULL THEN interval '2 days'
-            ELSE least(
-                interval '7 days',
-                greatest(interval '2 hours', p_now - v_last_run + interval '1 hour')
-            )
-        END;
-    ELSIF v_lookback <= interval '0' OR v_lookback > interval '366 days' THEN
-        RAISE EXCEPTION 'lookback must be positive and at most 366 days, got %', v_lookback
-            USING ERRCODE = '22023';
-    END IF;
-
-    WITH candidate AS (
-        SELECT
-            u.id AS user_id,
-            u.timezone,
-            u.relationship_score,
-            d.day,
-            d.day::timestamp AT TIME ZONE u.timezone AS day_start,
-            (d.day + 1)::timestamp AT TIME ZONE u.timezone AS day_end
-        FROM nikita.users AS u
-        CROSS JOIN LATERAL (
-            SELECT ((p_now - v_lookback) AT TIME ZONE u.timezone)::date + k.k AS day
-            FROM pg_catalog.generate_series(
-                0,
-                (p_now AT TIME ZONE u.timezone)::date
-                - ((p_now - v_lookback) AT TIME ZONE u.timezone)::date - 1
-            ) AS k (k)
-        ) AS d
-        WHERE NOT EXISTS (
-            SELECT 1 FROM nikita.daily_summaries AS s
-            WHERE s.user_id = u.id AND s.date = d.day
-        )
-    ),
-
-    -- Materialized: each figure is computed once, not once per use in the text below.
-    figures AS MATERIALIZED (
-        SELECT
-            c.*,
-            (
-                SELECT count(*)::integer FROM nikita.conversations AS v
-                WHERE
-                    v.user_id = c.user_id
-                    AND v.started_at >= c.day_start AND v.started_at < c.day_end
-            ) AS conversations,
-            h.events,
-            h.decay,
-            h.notes,
-            greatest(0, least(100, coalesce(
-                (
-                    SELECT b.score FROM nikita.score_history AS b
-                    WHERE b.user_id = c.user_id AND b.recorded_at < c.day_start
-                    ORDER BY b.recorded_at DESC, b.id DESC LIMIT 1
-                ),
-                (
-                    SELECT a.score - a.delta FROM nikita.score_history AS a
-                    WHERE a.user_id = c.user_id AND a.recorded_at >= c.day_start
-                    ORDER BY a.recorded_at, a.id LIMIT 1
-                ),
-                c.relationship_score
-            ))) AS score_start,
-            greatest(0, least(100, coalesce(
-                (
-                    SELECT b.score FROM nikita.score_history AS b
-                    WHERE b.user_id = c.user_id AND b.recorded_at < c.day_end
-                    ORDER BY b.recorded_at DESC, b.id DESC LIMIT 1
-                ),
-                (
-                    SELECT a.score - a.delta FROM nikita.score_history AS a
-                    WHERE a.user_id = c.user_id AND a.recorded_at >= c.day_end
-                    ORDER BY a.recorded_at, a.id LIMIT 1
-                ),
-                c.relationship_score
-            ))) AS score_end
-        FROM candidate AS c
-        CROSS JOIN LATERAL (
-            SELECT
-                count(*)::integer AS events,
-                coalesce(-sum(x.delta) FILTER (WHERE x.event_type = 'decay'), 0) AS decay,
-                pg_catalog.string_agg(
-                    DISTINCT CASE x.event_type
-                        WHEN 'chapter_advance' THEN '1 chapter advanced'
-                        WHEN 'boss_pass' THEN '2 boss passed'
-                        WHEN 'boss_fail' THEN '3 boss failed'
-                        WHEN 'boss_timeout' THEN '4 boss timed out'
-                        WHEN 'manual_adjustment' THEN '5 manual adjustment'
-                        WHEN 'decay_game_over' THEN '6 game over'
-                    END, '; '
-                ) AS notes
-            FROM nikita.score_history AS x
-            WHERE
-                x.user_id = c.user_id
-                AND x.recorded_at >= c.day_start AND x.recorded_at < c.day_end
-        ) AS h
-    ),
-
-    inserted AS (
-        INSERT INTO nikita.daily_summaries (
-            user_id, date, score_start, score_end, decay_applied, conversations_count,
-            summary_text
-        )
-        SELECT
-            f.user_id,
-            f.day,
-            f.score_start,
-            f.score_end,
-            f.decay,
-            f.conversations,
-            pg_catalog.format(
-                '%s (%s): %s. Score %s -> %s (%s%s)%s.%s',
-                pg_catalog.to_char(f.day, 'Dy DD Mon YYYY'),
-                f.timezone,
-                CASE f.conversations
-                    WHEN 0 THEN 'no conversations'
-                    WHEN 1 THEN '1 conversation'
-                    ELSE f.conversations || ' conversations'
-                END,
-                f.score_start,
-                f.score_end,
-                CASE WHEN f.score_end >= f.score_start THEN '+' ELSE '' END,
-                f.score_end - f.score_start,
-                CASE WHEN f.decay > 0 THEN ', decay -' || f.decay ELSE '' END,
-                CASE
-                    WHEN f.notes IS NULL THEN ''
-                    -- Each note starts with a sort digit and a space (string_agg orders them).
-                    ELSE ' Events: '
-                        || pg_catalog.regexp_replace(f.notes, '(^|; )[0-9] ', '\1', 'g') || '.'
-                END
-            )
-        FROM figures AS f
-        WHERE f.conversations > 0 OR f.events > 0
-        ON CONFLICT (user_id, date) DO NOTHING
-        RETURNING 1
-    )
-
-    SELECT count(*)::integer INTO v_inserted FROM inserted;
-
-    RETURN pg_catalog.jsonb_build_object('summaries', v_inserted, 'lookback', v_lookback);
+    v_lookback := nikita._summary_lookback(p_now, p_lookback);
+    RETURN pg_catalog.jsonb_build_object(
+        'summaries', nikita._daily_summaries_insert(p_now, v_lookback, NULL),
+        'lookback', v_lookback
+    );
 END
 $$;
 
@@ -4414,7 +4537,7 @@ $$;
 -- Name: FUNCTION generate_daily_summaries(p_now timestamp with time zone, p_lookback interval); Type: COMMENT; Schema: nikita; Owner: -
 --
 
-COMMENT ON FUNCTION nikita.generate_daily_summaries(p_now timestamp with time zone, p_lookback interval) IS 'The summary job as of p_now: a daily_summaries row for every player whose local day ended within p_lookback (NULL: since the last summary run) with activity that day and no row yet. Idempotent. Returns {summaries, lookback}.';
+COMMENT ON FUNCTION nikita.generate_daily_summaries(p_now timestamp with time zone, p_lookback interval) IS 'The summary job as of p_now: a daily_summaries row for every player whose local day ended within p_lookback (NULL: since the last summary run) with activity that day and no row yet. Idempotent. One statement, in the caller''s transaction (the scheduled job runs the same in committed batches, nikita._job_summary_step). Returns {summaries, lookback}.';
 
 --
 -- Name: is_blank(text); Type: FUNCTION; Schema: nikita; Owner: -
@@ -6193,6 +6316,12 @@ REVOKE ALL ON FUNCTION nikita._cron_job_apply(p_job text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION nikita._cron_schedule_error(p_schedule text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _daily_summaries_insert(p_now timestamp with time zone, p_lookback interval, p_ids uuid[]); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._daily_summaries_insert(p_now timestamp with time zone, p_lookback interval, p_ids uuid[]) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _decay_batch_pages(); Type: ACL; Schema: nikita; Owner: -
 --
 
@@ -6408,6 +6537,18 @@ REVOKE ALL ON FUNCTION nikita._stamp_boss_fight() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION nikita._summaries_notify_inserted() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _summary_batch_size(); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._summary_batch_size() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _summary_lookback(p_now timestamp with time zone, p_lookback interval); Type: ACL; Schema: nikita; Owner: -
+--
+
+REVOKE ALL ON FUNCTION nikita._summary_lookback(p_now timestamp with time zone, p_lookback interval) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _summary_writer_max_attempts(); Type: ACL; Schema: nikita; Owner: -

@@ -1,7 +1,8 @@
 -- Daily summaries: per player and closed local day with activity; time zones; 23- and 25-hour
--- days across daylight-saving changes; idempotence; catch-up; bad input.
+-- days across daylight-saving changes; idempotence; catch-up; the job's batched steps (cursor,
+-- bound per step, sums, an interrupted run); bad input.
 BEGIN;
-SELECT plan(20);
+SELECT plan(33);
 SET LOCAL timezone = 'UTC';
 
 INSERT INTO nikita.users (id, telegram_id, timezone) VALUES
@@ -149,6 +150,156 @@ VALUES ('summary', '2026-11-28 09:05Z', '2026-11-28 09:05:01Z', 'completed', '{}
 SELECT is(
     nikita.generate_daily_summaries('2026-11-28 10:05Z') ->> 'lookback', '02:00:00',
     'hourly runs look back at least 2 hours'
+);
+
+-- ---------------------------------------------------------------------------------------------
+-- The job's steps (nikita._job_summary_step): batches of players after a cursor
+-- ---------------------------------------------------------------------------------------------
+-- Seven more players, ordered after d1..d6 by id, all in UTC, as of 2026-10-11 00:05Z (no
+-- summary run before then: lookback 2 days, the days 10-09 and 10-10):
+--   e1, e4, e5, e6  active on 10-10 · e2 active on 10-09 and 10-10 (two summaries)
+--   e3 active on 10-10 but the app already wrote its summary · e7 quiet
+-- d1..d6 have no activity in those days. 13 players, batch 3: steps of d1-d3, d4-d6, e1-e3,
+-- e4-e6, e7 (done: fewer than a batch).
+CREATE FUNCTION pg_temp.e(p_n integer) RETURNS uuid LANGUAGE sql IMMUTABLE AS $$
+    SELECT ('00000000-0000-0000-0000-0000000001e' || p_n)::uuid
+$$;
+INSERT INTO nikita.users (id, telegram_id, timezone)
+SELECT pg_temp.e(k), 100 + k, 'UTC' FROM generate_series(1, 7) AS k;
+INSERT INTO nikita.score_history (user_id, score, delta, chapter, event_type, recorded_at)
+SELECT pg_temp.e(k), 51, 1, 1, 'conversation', '2026-10-10 12:00Z'
+FROM generate_series(1, 6) AS k;
+INSERT INTO nikita.score_history (user_id, score, delta, chapter, event_type, recorded_at)
+VALUES (pg_temp.e(2), 50, 0, 1, 'conversation', '2026-10-09 12:00Z');
+INSERT INTO nikita.daily_summaries (user_id, date, score_start, score_end, summary_text)
+VALUES (pg_temp.e(3), '2026-10-10', 50, 51, 'the app wrote it');
+
+-- Runs the steps as run_job does (state in, state out), with the batch set to p_batch after
+-- the first call, at most p_max steps after it; each step's state and the rows and players
+-- with a summary after it go to table steps.
+CREATE TEMP TABLE steps (run text, n integer, state jsonb, rows_after bigint, players_after bigint);
+CREATE FUNCTION pg_temp.run_steps(p_run text, p_batch integer, p_max integer)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_state jsonb := nikita._job_summary_step('2026-10-11 00:05Z', NULL);
+    v_i integer := 0;
+BEGIN
+    v_state := jsonb_set(v_state, '{batch}', to_jsonb(p_batch));
+    INSERT INTO steps
+    SELECT p_run, 0, v_state, count(*), count(DISTINCT s.user_id)
+    FROM nikita.daily_summaries AS s WHERE s.date BETWEEN '2026-10-09' AND '2026-10-10';
+    WHILE NOT (v_state ->> 'done')::boolean AND v_i < p_max LOOP
+        v_state := nikita._job_summary_step('2026-10-11 00:05Z', v_state);
+        v_i := v_i + 1;
+        INSERT INTO steps
+        SELECT p_run, v_i, v_state, count(*), count(DISTINCT s.user_id)
+        FROM nikita.daily_summaries AS s WHERE s.date BETWEEN '2026-10-09' AND '2026-10-10';
+    END LOOP;
+    RETURN v_state;
+END
+$$;
+
+SELECT is(
+    nikita._job_summary_step('2026-10-11 00:05Z', NULL),
+    '{"done": false, "after": null, "batch": 1000, "players": 0,
+      "result": {"summaries": 0, "lookback": "2 days"}}'::jsonb,
+    'the first step only fixes the run: cursor, batch (1000), lookback, zero summaries'
+);
+
+-- An interrupted run: three steps (d1-d3, d4-d6, e1-e3), then the run stops.
+SELECT is(
+    pg_temp.run_steps('interrupted', 3, 3) - 'batch',
+    jsonb_build_object(
+        'done', false, 'after', pg_temp.e(3), 'players', 9,
+        'result', '{"summaries": 3, "lookback": "2 days"}'::jsonb
+    ),
+    'an interrupted run: after three steps of 3 players the cursor is at the 9th player, '
+    'with the summaries of e1 and e2'
+);
+SELECT results_eq(
+    $$SELECT (state ->> 'after')::uuid, (state ->> 'players')::integer FROM steps
+      WHERE run = 'interrupted' AND n > 0 ORDER BY n$$,
+    $$VALUES (pg_temp.u(3), 3), (pg_temp.u(6), 6), (pg_temp.e(3), 9)$$,
+    'the cursor moves by one batch of players per step, in user id order'
+);
+SELECT results_eq(
+    $$SELECT user_id, date FROM nikita.daily_summaries
+      WHERE date BETWEEN '2026-10-09' AND '2026-10-10' ORDER BY user_id, date$$,
+    $$VALUES (pg_temp.e(1), date '2026-10-10'), (pg_temp.e(2), '2026-10-09'),
+             (pg_temp.e(2), '2026-10-10'), (pg_temp.e(3), '2026-10-10')$$,
+    '... and nothing after its cursor was written (e3 holds only the app''s row)'
+);
+
+-- The re-run: from the start again (a new run), to the end.
+SELECT is(
+    pg_temp.run_steps('rerun', 3, 100) - 'batch',
+    jsonb_build_object(
+        'done', true, 'after', pg_temp.e(7), 'players', 13,
+        'result', '{"summaries": 3, "lookback": "2 days"}'::jsonb
+    ),
+    'the re-run goes through all 13 players in five steps and writes only the 3 missing summaries'
+);
+SELECT is(
+    (SELECT count(*)::integer FROM steps WHERE run = 'rerun' AND n > 0), 5,
+    '... five steps of at most 3 players (3, 3, 3, 3, 1), the last one done'
+);
+SELECT results_eq(
+    $$SELECT (state -> 'result' ->> 'summaries')::integer, rows_after::integer FROM steps
+      WHERE run = 'rerun' ORDER BY n$$,
+    $$VALUES (0, 4), (0, 4), (0, 4), (0, 4), (3, 7), (3, 7)$$,
+    'the result sums the steps: each step adds exactly the rows it wrote'
+);
+SELECT is_empty(
+    $$SELECT run, n FROM (
+          SELECT run, n, players_after - lag(players_after) OVER (PARTITION BY run ORDER BY n)
+              AS grew
+          FROM steps
+      ) AS g WHERE grew > 3$$,
+    'no step writes summaries for more players than its batch'
+);
+SELECT results_eq(
+    $$SELECT user_id, date, count(*)::integer FROM nikita.daily_summaries
+      WHERE date BETWEEN '2026-10-09' AND '2026-10-10' GROUP BY 1, 2 ORDER BY 1, 2$$,
+    $$VALUES (pg_temp.e(1), date '2026-10-10', 1), (pg_temp.e(2), '2026-10-09', 1),
+             (pg_temp.e(2), '2026-10-10', 1), (pg_temp.e(3), '2026-10-10', 1),
+             (pg_temp.e(4), '2026-10-10', 1), (pg_temp.e(5), '2026-10-10', 1),
+             (pg_temp.e(6), '2026-10-10', 1)$$,
+    'interrupted run + re-run: every summary written exactly once, none for the quiet player'
+);
+SELECT is(
+    (SELECT summary_text FROM nikita.daily_summaries
+     WHERE user_id = pg_temp.e(3) AND date = '2026-10-10'),
+    'the app wrote it',
+    'a summary that already existed is skipped, not overwritten'
+);
+
+-- The batched rows are the ones the whole-run function writes.
+CREATE TEMP TABLE batched AS
+SELECT user_id, date, score_start, score_end, decay_applied, conversations_count, summary_text
+FROM nikita.daily_summaries
+WHERE date BETWEEN '2026-10-09' AND '2026-10-10' AND user_id <> pg_temp.e(3);
+DELETE FROM nikita.daily_summaries
+WHERE date BETWEEN '2026-10-09' AND '2026-10-10' AND user_id <> pg_temp.e(3);
+SELECT is(
+    nikita.generate_daily_summaries('2026-10-11 00:05Z', '2 days'),
+    '{"summaries": 6, "lookback": "2 days"}'::jsonb,
+    'generate_daily_summaries writes the same 6 in one call'
+);
+SELECT set_eq(
+    $$SELECT user_id, date, score_start, score_end, decay_applied, conversations_count,
+             summary_text
+      FROM nikita.daily_summaries
+      WHERE date BETWEEN '2026-10-09' AND '2026-10-10' AND user_id <> pg_temp.e(3)$$,
+    'SELECT * FROM batched',
+    '... with the same figures and texts as the batched steps'
+);
+
+SELECT throws_ok(
+    $$SELECT nikita._job_summary_step('2026-10-11 00:05Z',
+        '{"done": false, "after": null, "batch": 0, "players": 0,
+          "result": {"summaries": 0, "lookback": "2 days"}}')$$,
+    '22023', 'summary batch must be between 1 and 100000, got 0',
+    'a step with a batch outside 1..100000 is refused'
 );
 
 -- ---------------------------------------------------------------------------------------------
