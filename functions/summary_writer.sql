@@ -220,7 +220,7 @@ COMMENT ON FUNCTION nikita.fail_summary(bigint, uuid, text, boolean) IS
 'was lost. 22004: NULL id or token.';
 
 -- One NOTIFY nikita_summaries per statement that inserted pending rows (the summary job inserts
--- all of a run's rows in one statement): a running writer starts at once instead of at its
+-- each step's rows, up to 1,000 players, in one statement): a running writer starts at once instead of at its
 -- next poll. Payload: the number of pending rows inserted.
 CREATE OR REPLACE FUNCTION nikita._summaries_notify_inserted()
 RETURNS trigger
