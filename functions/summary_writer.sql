@@ -220,8 +220,8 @@ COMMENT ON FUNCTION nikita.fail_summary(bigint, uuid, text, boolean) IS
 'was lost. 22004: NULL id or token.';
 
 -- One NOTIFY nikita_summaries per statement that inserted pending rows (the summary job inserts
--- each step's rows, up to 1,000 players, in one statement): a running writer starts at once instead of at its
--- next poll. Payload: the number of pending rows inserted.
+-- each step's rows, up to 1,000 players, in one statement): a running writer starts at once
+-- instead of at its next poll. Payload: the number of pending rows inserted.
 CREATE OR REPLACE FUNCTION nikita._summaries_notify_inserted()
 RETURNS trigger
 LANGUAGE plpgsql
