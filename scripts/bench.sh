@@ -128,6 +128,11 @@ section() {
     echo "## Decay (bench/decay_bench.sh)"
     echo
     section "$work/decay.md"
+    echo "## Decay at 10,000,000 players beside the app (make bench-scale)"
+    echo
+    echo "Not part of \`make bench\` (it needs ~25 minutes and ~10 GB): its last run, with the"
+    echo "command and the machine's load, is [bench/SCALE-RESULTS.md](SCALE-RESULTS.md)."
+    echo
 } >"$results"
 say "wrote $results (${elapsed} s)"
 exit $status
