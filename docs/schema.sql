@@ -3549,14 +3549,7 @@ BEGIN
     END IF;
 
     -- Events later than max_lateness are never delivered: sweep_events fails them.
-    -- Read in place (nikita._setting_interval's query): the nested SQL and PL/pgSQL calls cost
-    -- ~0.03 ms, a tenth of a one-event claim. A missing row takes the helper's error path.
-    SELECT pg_catalog.now() - (s.value #>> '{}')::interval INTO v_oldest
-    FROM nikita.settings AS s
-    WHERE s.key = 'max_lateness';
-    IF NOT FOUND THEN
-        v_oldest := pg_catalog.now() - nikita._setting_interval('max_lateness');
-    END IF;
+    v_oldest := pg_catalog.now() - nikita._setting_interval('max_lateness');
 
     -- 1. Candidates, in this statement's snapshot: row-locked (SKIP LOCKED) and, for players,
     --    advisory-locked. The CASE keeps the order of the checks: only a user's head, of a user
